@@ -1,0 +1,23 @@
+# notify_ext: PGXS build
+PG_CONFIG ?= pg_config
+MODULE_big = notify_ext
+OBJS = \
+	src/module.o \
+	src/queue.o \
+	src/registry.o \
+	src/xact.o \
+	src/deliver.o \
+	src/sqlapi.o \
+	src/utility.o
+
+EXTENSION = notify_ext
+DATA = notify_ext--1.0.sql
+PGFILEDESC = "notify_ext - transactional LISTEN/NOTIFY in a preloaded extension"
+
+# -Wextra for our code; PostgreSQL's own headers are included as system
+# headers because they are not -Wextra clean (unused parameters).
+PG_CPPFLAGS = -I$(srcdir)/src -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CFLAGS = -Wall -Wextra
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

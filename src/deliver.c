@@ -1,0 +1,328 @@
+/*-------------------------------------------------------------------------
+ *
+ * deliver.c
+ *	  Getting notifications to the client: wake-ups, the drain, and the
+ *	  NotificationResponse ('A') messages.
+ *
+ * Two places send:
+ *	  - ne_putmessage(), our wrapper around PqCommMethods->putmessage, sends
+ *		whatever is readable right before a ReadyForQuery whose status is 'I'
+ *		(idle, no transaction open).  That is core's wire order: a self-notify
+ *		or whatever arrived during a transaction comes after CommandComplete
+ *		and before ReadyForQuery, and a session inside a transaction block
+ *		('T' or 'E') receives nothing until the block ends, whether by COMMIT
+ *		or by ROLLBACK of an aborted block.
+ *	  - the PRE_COMMIT callback of the empty transaction that an idle backend
+ *		runs for a PROCSIG_CATCHUP_INTERRUPT (xact.c); that path does not
+ *		flush, so we do.
+ *
+ * The drain cannot fail: under queueLock it copies the entries meant for us
+ * into ne_buf (allocated when the session started listening) as ready-made
+ * 'A' message bodies, moves our wakeupPos, releases the lock and only then
+ * sends.  A batch too large for the buffer is drained in several rounds
+ * (resumeBatch/resumeOffset remember where).  Conversion to the client
+ * encoding, the only step that can throw, runs under PG_TRY in a memory
+ * context with a preallocated block; a notification that cannot be
+ * converted is dropped and logged, instead of breaking the protocol.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "notify_ext.h"
+
+#include "libpq/libpq.h"
+#include "libpq/pqformat.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/procsignal.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+
+#define NE_BUF_SIZE (64 * 1024)
+
+static const PQcommMethods *ne_prev_methods = NULL;
+static PQcommMethods ne_methods;
+
+static char *ne_buf = NULL;
+static MemoryContext ne_deliver_cxt = NULL;
+
+/* where to resume inside a batch that did not fit in ne_buf */
+static uint64 resumeBatch = NE_INVALID_POS;
+static uint32 resumeEntry = 0;
+static uint64 resumeOffset = 0;
+
+static int	ne_putmessage(char msgtype, const char *s, size_t len);
+
+void
+ne_deliver_reset_resume(void)
+{
+	resumeBatch = NE_INVALID_POS;
+	resumeEntry = 0;
+	resumeOffset = 0;
+}
+
+/*
+ * Called before a session's first LISTEN is registered: everything the
+ * drain will need is allocated here, where an error is still harmless.
+ */
+void
+ne_deliver_prepare(void)
+{
+	if (whereToSendOutput != DestRemote)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("notify_ext: only sessions connected to a client can listen")));
+
+	if (ne_deliver_cxt == NULL)
+		ne_deliver_cxt = AllocSetContextCreate(TopMemoryContext,
+											   "notify_ext delivery",
+											   64 * 1024, 64 * 1024,
+											   ALLOCSET_DEFAULT_MAXSIZE);
+	if (ne_buf == NULL)
+		ne_buf = MemoryContextAlloc(TopMemoryContext, NE_BUF_SIZE);
+
+	if (PqCommMethods != &ne_methods)
+	{
+		ne_prev_methods = PqCommMethods;
+		ne_methods = *PqCommMethods;
+		ne_methods.putmessage = ne_putmessage;
+		PqCommMethods = &ne_methods;
+	}
+}
+
+/*
+ * Is there possibly something for us?  (An unlocked hint; see notify_ext.h.)
+ */
+bool
+ne_deliver_pending(void)
+{
+	int			slot = ne_my_slot();
+
+	if (!ne_slot_active || slot < 0)
+		return false;
+	return pg_atomic_read_u64(&ne_shared->slots[slot].wakeupPos) != NE_INVALID_POS;
+}
+
+static int
+ne_putmessage(char msgtype, const char *s, size_t len)
+{
+	if (msgtype == 'Z' && len == 1 && s[0] == 'I' && ne_deliver_pending())
+		ne_deliver(false);
+	return ne_prev_methods->putmessage(msgtype, s, len);
+}
+
+/*
+ * Copy what is readable for us into ne_buf as a sequence of
+ * [uint32 body length]['A' message body].  Returns bytes used; *more is set
+ * when the buffer filled up before we were done.
+ */
+static Size
+ne_drain_some(bool *more)
+{
+	int			slotno = ne_my_slot();
+	NotifyExtSlot *slot = &ne_shared->slots[slotno];
+	Size		hdrSize = ne_batch_header_size();
+	Size		bitOffset = MAXALIGN(sizeof(NotifyExtBatchHeader)) +
+		sizeof(uint64) * (slotno / 64);
+	uint64		myBit = UINT64CONST(1) << (slotno % 64);
+	Size		used = 0;
+	uint64		pos;
+	uint64		head;
+
+	*more = false;
+
+	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+
+	pos = pg_atomic_read_u64(&slot->wakeupPos);
+	if (pos == NE_INVALID_POS)
+	{
+		LWLockRelease(ne_shared->queueLock);
+		return 0;
+	}
+	head = ne_shared->head;
+
+	while (pos < head && !*more)
+	{
+		NotifyExtBatchHeader hdr;
+		uint64		word;
+		uint32		state;
+		uint64		epos;
+		uint32		idx;
+
+		ne_ring_read(pos, &hdr, sizeof(hdr));
+		ne_ring_read(pos + bitOffset, &word, sizeof(word));
+		state = pg_atomic_read_u32((pg_atomic_uint32 *) (ne_ring + pos % ne_shared->ringSize));
+
+		if ((word & myBit) == 0 || state == NE_BATCH_ABORTED ||
+			hdr.dboid != MyDatabaseId)
+		{
+			pos += hdr.length;
+			continue;
+		}
+		if (state == NE_BATCH_PENDING)
+			break;				/* its publisher wakes us when it ends */
+
+		pg_read_barrier();
+
+		if (resumeBatch == pos)
+		{
+			idx = resumeEntry;
+			epos = resumeOffset;
+		}
+		else
+		{
+			idx = 0;
+			epos = pos + hdrSize;
+		}
+
+		for (; idx < hdr.nentries; idx++)
+		{
+			NotifyExtEntryHeader eh;
+			char		channel[NAMEDATALEN];
+			NeLocalChannel *lc;
+
+			ne_ring_read(epos, &eh, sizeof(eh));
+			ne_ring_read(epos + sizeof(eh), channel, eh.channelLen);
+			channel[eh.channelLen] = '\0';
+
+			lc = ne_local_lookup(channel);
+			if (lc != NULL && lc->committed && lc->startPos <= pos)
+			{
+				uint32		bodyLen = 4 + eh.channelLen + 1 + eh.payloadLen + 1;
+				char	   *p;
+				uint32		npid;
+
+				if (used + sizeof(uint32) + bodyLen > NE_BUF_SIZE)
+				{
+					resumeBatch = pos;
+					resumeEntry = idx;
+					resumeOffset = epos;
+					*more = true;
+					break;
+				}
+				p = ne_buf + used;
+				memcpy(p, &bodyLen, sizeof(uint32));
+				p += sizeof(uint32);
+				npid = pg_hton32((uint32) hdr.srcPid);
+				memcpy(p, &npid, 4);
+				p += 4;
+				memcpy(p, channel, eh.channelLen + 1);
+				p += eh.channelLen + 1;
+				ne_ring_read(epos + sizeof(eh) + eh.channelLen, p, eh.payloadLen);
+				p[eh.payloadLen] = '\0';
+				used += sizeof(uint32) + bodyLen;
+			}
+			epos += sizeof(eh) + eh.channelLen + eh.payloadLen;
+		}
+		if (!*more)
+		{
+			resumeBatch = NE_INVALID_POS;
+			pos += hdr.length;
+		}
+	}
+
+	pg_atomic_write_u64(&slot->wakeupPos, pos >= head ? NE_INVALID_POS : pos);
+
+	LWLockRelease(ne_shared->queueLock);
+	return used;
+}
+
+/*
+ * Send one message body, converting channel and payload to the client
+ * encoding when it differs.  Never throws.
+ */
+static void
+ne_send_one(const char *body, uint32 bodyLen)
+{
+	const char *channel;
+	const char *payload;
+	volatile uint32 holdoff = InterruptHoldoffCount;
+	MemoryContext old;
+
+	if (pg_get_client_encoding() == GetDatabaseEncoding())
+	{
+		(void) ne_prev_methods->putmessage('A', body, bodyLen);
+		return;
+	}
+
+	channel = body + 4;
+	payload = channel + strlen(channel) + 1;
+
+	old = MemoryContextSwitchTo(ne_deliver_cxt);
+	PG_TRY();
+	{
+		StringInfoData buf;
+		char	   *c = pg_server_to_client(channel, strlen(channel));
+		char	   *p = pg_server_to_client(payload, strlen(payload));
+
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, body, 4);
+		appendBinaryStringInfo(&buf, c, strlen(c) + 1);
+		appendBinaryStringInfo(&buf, p, strlen(p) + 1);
+		(void) ne_prev_methods->putmessage('A', buf.data, buf.len);
+	}
+	PG_CATCH();
+	{
+		InterruptHoldoffCount = holdoff;
+		MemoryContextSwitchTo(old);
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("notify_ext: dropped a notification on channel \"%s\" that cannot be converted to the client encoding",
+						channel)));
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(ne_deliver_cxt);
+}
+
+/*
+ * Send everything readable for this session.  flush: push it to the client
+ * now (idle wake-up); otherwise the caller's ReadyForQuery flushes.
+ */
+void
+ne_deliver(bool flush)
+{
+	bool		more = true;
+	bool		sent = false;
+
+	if (!ne_slot_active || ne_buf == NULL || ne_prev_methods == NULL ||
+		whereToSendOutput != DestRemote)
+		return;
+
+	while (more)
+	{
+		Size		used = ne_drain_some(&more);
+		Size		off = 0;
+
+		while (off < used)
+		{
+			uint32		bodyLen;
+
+			memcpy(&bodyLen, ne_buf + off, sizeof(uint32));
+			off += sizeof(uint32);
+			ne_send_one(ne_buf + off, bodyLen);
+			off += bodyLen;
+			sent = true;
+		}
+	}
+
+	if (flush && sent)
+		(void) ne_prev_methods->flush();
+}
+
+/*
+ * Wake the listeners of a batch that just ended.  Runs in the commit and
+ * abort callbacks: a failed signal (backend gone) is ignored.
+ */
+void
+ne_signal_listeners(const int *slots, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		int			pid = ne_shared->slots[slots[i]].pid;
+
+		if (pid != 0)
+			(void) SendProcSignal(pid, PROCSIG_CATCHUP_INTERRUPT,
+								  (BackendId) (slots[i] + 1));
+	}
+}

@@ -1,0 +1,227 @@
+/*-------------------------------------------------------------------------
+ *
+ * notify_ext.h
+ *	  Shared declarations of notify_ext: LISTEN/NOTIFY as a preloaded module.
+ *
+ * THE MODEL
+ *
+ * 1. A transaction's ext_notify() calls are buffered in backend-local memory
+ *	  (xact.c), deduplicated on (channel, payload), and trimmed when a
+ *	  subtransaction aborts.  LISTEN/UNLISTEN requests are buffered the same
+ *	  way.  Nothing reaches shared memory before commit.
+ *
+ * 2. At PRE_COMMIT the transaction's LISTENs are registered (registry.c) and
+ *	  its notifications are published (queue.c) as ONE "batch" in a ring
+ *	  buffer in shared memory.  The batch is written in state PENDING and
+ *	  carries a bitmap of the listener slots that listen, in this database, on
+ *	  at least one of its channels.  A batch nobody listens to is not written
+ *	  at all.  A full queue fails the commit here, with a clean ERROR.
+ *
+ * 3. At COMMIT (after the transaction is visible to others) the batch is
+ *	  flipped to COMMITTED with one atomic store, the transaction's UNLISTENs
+ *	  are applied, and only the listeners named in the bitmap are woken
+ *	  (deliver.c) with PROCSIG_CATCHUP_INTERRUPT.  At ABORT it is flipped to
+ *	  ABORTED and readers skip it.  Neither step can fail.
+ *
+ * 4. ORDERING lives in one place, ne_queue_publish(): batches are appended in
+ *	  the order their transactions pass PRE_COMMIT, and a reader never reads
+ *	  past a PENDING batch it is interested in, so each listener receives the
+ *	  batches it cares about in queue order.  A transaction that started after
+ *	  another one committed (or saw its effects) is always behind it in the
+ *	  queue.  No lock is held across the commit record.
+ *
+ * 5. Each listener slot has a wakeupPos: the start of the oldest batch it is
+ *	  named in and has not consumed (or NE_INVALID_POS).  The queue tail is
+ *	  the minimum of those, never passing a PENDING batch; batches nobody is
+ *	  waiting for are reclaimed at once, so listeners on other channels or in
+ *	  other databases never hold the queue back.
+ *
+ * 6. Delivery (deliver.c) happens outside any transaction work: right before
+ *	  ReadyForQuery('I') (a wrapper around PqCommMethods->putmessage, which
+ *	  gives core's wire order CommandComplete, NotificationResponse,
+ *	  ReadyForQuery), and, for an idle client, from the empty transaction the
+ *	  catch-up interrupt runs.  The drain copies entries under the lock into a
+ *	  buffer allocated when the session started listening, releases the
+ *	  lock, then sends; nothing in it can throw.
+ *
+ * SHARED MEMORY LAYOUT (allocated once, sized at postmaster start)
+ *
+ *	  "notify_ext state"   NotifyExtShared, then MaxBackends NotifyExtSlot
+ *						   (slot i belongs to the backend with BackendId i+1)
+ *	  "notify_ext ring"	   notify_ext.queue_size bytes of batches
+ *	  "notify_ext channels" hash (dboid, channel) -> slot bitmap,
+ *						   notify_ext.max_channels entries, fixed size
+ *
+ *	  Ring positions are 64-bit byte offsets that only grow; the byte of
+ *	  position p is ring[p % ringSize].  Batches start MAXALIGNed, so the
+ *	  atomic state word at the start of a batch is never split by the wrap.
+ *
+ * LOCKING RULES
+ *
+ *	  registryLock: the channel hash and the listener bits in it.
+ *	  queueLock:	head, tail, ring contents of non-PENDING batches' headers,
+ *					and every slot's pid/dboid/wakeupPos.
+ *
+ *	  Order: registryLock before queueLock, never the other way round.  The
+ *	  publisher holds registryLock (shared) from the bitmap lookup until its
+ *	  batch is in the ring, so a LISTEN registered concurrently is either in
+ *	  the bitmap or starts after the batch.
+ *
+ *	  Batch state words are atomics, written without lock by the publishing
+ *	  backend (PENDING -> COMMITTED | ABORTED) and read under queueLock.
+ *	  A slot's wakeupPos is written under queueLock exclusive; it may be
+ *	  read without lock as a hint (a stale read is corrected by the wake-up
+ *	  signal that follows every change made by another backend).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef NOTIFY_EXT_H
+#define NOTIFY_EXT_H
+
+#include "postgres.h"
+
+#include "nodes/pg_list.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+/* core's limits, kept: channel < NAMEDATALEN bytes, payload < 8000 bytes */
+#define NE_PAYLOAD_MAX_LENGTH	8000
+
+#define NE_INVALID_POS			PG_UINT64_MAX
+
+/* batch states */
+#define NE_BATCH_PENDING		1
+#define NE_BATCH_COMMITTED		2
+#define NE_BATCH_ABORTED		3
+
+/* per-backend listener slot */
+typedef struct NotifyExtSlot
+{
+	int			pid;			/* 0 if the backend is not listening */
+	Oid			dboid;
+	pg_atomic_uint64 wakeupPos; /* oldest batch naming us, or INVALID */
+} NotifyExtSlot;
+
+typedef struct NotifyExtShared
+{
+	LWLock	   *registryLock;
+	LWLock	   *queueLock;
+	uint64		head;			/* next position to write */
+	uint64		tail;			/* oldest position still needed */
+	uint64		ringSize;		/* bytes, multiple of MAXIMUM_ALIGNOF */
+	int			nslots;			/* MaxBackends */
+	int			bitmapWords;	/* uint64 words in a slot bitmap */
+	TimestampTz lastFullWarn;	/* last "queue is x% full" warning */
+	/* counters, for monitoring and benchmarks (under queueLock) */
+	uint64		batchesPublished;
+	uint64		notificationsPublished;
+	NotifyExtSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} NotifyExtShared;
+
+/* fixed part of a batch in the ring, followed by the bitmap and entries */
+typedef struct NotifyExtBatchHeader
+{
+	pg_atomic_uint32 state;
+	Oid			dboid;
+	uint32		length;			/* whole batch, MAXALIGNed */
+	int32		srcPid;
+	uint32		nentries;
+	uint32		pad;
+} NotifyExtBatchHeader;
+
+/* an entry: this header, then channel bytes, then payload bytes (no NULs) */
+typedef struct NotifyExtEntryHeader
+{
+	uint16		channelLen;
+	uint16		payloadLen;
+} NotifyExtEntryHeader;
+
+/* shared channel hash: key and entry */
+typedef struct NeChannelKey
+{
+	Oid			dboid;
+	char		channel[NAMEDATALEN];	/* zero-padded */
+} NeChannelKey;
+
+typedef struct NeChannelEntry
+{
+	NeChannelKey key;
+	int			nlisteners;
+	uint64		bits[FLEXIBLE_ARRAY_MEMBER];	/* bitmapWords words */
+} NeChannelEntry;
+
+/* a notification buffered by the current transaction (xact.c) */
+typedef struct NePendingNotify
+{
+	SubTransactionId subid;		/* subtransaction that sent it */
+	uint16		channelLen;
+	uint16		payloadLen;
+	char	   *channel;		/* NUL-terminated, points into data */
+	char	   *payload;		/* NUL-terminated, points into data */
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} NePendingNotify;
+
+/* module.c */
+extern NotifyExtShared *ne_shared;
+extern char *ne_ring;
+extern HTAB *ne_channel_hash;
+extern int	ne_queue_size_kb;
+extern int	ne_max_channels;
+extern void ne_check_preloaded(void);
+extern Size ne_batch_header_size(void);
+
+/* queue.c */
+extern void ne_ring_read(uint64 pos, void *dst, Size len);
+extern void ne_ring_write(uint64 pos, const void *src, Size len);
+extern uint64 ne_queue_publish(NePendingNotify **notifies, int n,
+							   int *wakeSlots, int *nwake);
+extern void ne_queue_set_state(uint64 batchPos, uint32 state);
+extern void ne_queue_advance_tail(void);
+extern double ne_queue_usage(void);
+
+/* registry.c */
+typedef struct NeLocalChannel
+{
+	char		channel[NAMEDATALEN];	/* hash key */
+	uint64		startPos;		/* ignore batches before this position */
+	uint64		seqno;			/* LISTEN order, for listing */
+	bool		committed;		/* false between PRE_COMMIT and COMMIT */
+} NeLocalChannel;
+
+extern HTAB *ne_local_channels;
+extern bool ne_slot_active;
+extern int	ne_my_slot(void);
+extern void ne_registry_add(char **channels, int n);
+extern void ne_registry_commit_added(char **channels, int n);
+extern void ne_registry_remove(char **channels, int n);
+extern void ne_registry_remove_all(void);
+extern void ne_registry_remove_uncommitted(void);
+extern void ne_registry_bitmap(Oid dboid, const char *channel, uint64 *bitmap);
+extern NeLocalChannel *ne_local_lookup(const char *channel);
+extern List *ne_registry_listening_channels(void);
+
+/* xact.c */
+extern void ne_xact_init(void);
+extern void ne_add_notify(const char *channel, const char *payload);
+extern void ne_add_listen_action(int action, const char *channel);
+
+#define NE_ACTION_LISTEN		1
+#define NE_ACTION_UNLISTEN		2
+#define NE_ACTION_UNLISTEN_ALL	3
+
+/* deliver.c */
+extern void ne_deliver_prepare(void);
+extern bool ne_deliver_pending(void);
+extern void ne_deliver(bool flush);
+extern void ne_deliver_reset_resume(void);
+extern void ne_signal_listeners(const int *slots, int n);
+
+/* sqlapi.c */
+extern void ne_validate_channel(const char *channel);
+
+/* utility.c */
+extern void ne_utility_init(void);
+
+#endif							/* NOTIFY_EXT_H */

@@ -1,0 +1,323 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *	  The shared notification queue: a ring of batches, one per committing
+ *	  transaction that had someone to notify.
+ *
+ * A batch is appended at PRE_COMMIT by ne_queue_publish() (the single place
+ * that decides the order in which listeners see transactions), written in
+ * state PENDING, and flipped to COMMITTED or ABORTED by its own backend
+ * when the transaction ends (ne_queue_set_state, which cannot fail).
+ *
+ * Space is reclaimed lazily by ne_queue_advance_tail(): the tail moves to
+ * the oldest wakeupPos of any listener slot, but never past a PENDING batch
+ * (its publisher still has to write its state word there).
+ *
+ * See notify_ext.h for the layout and the locking rules.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "notify_ext.h"
+
+#include "miscadmin.h"
+#include "utils/timestamp.h"
+
+#define NE_QUEUE_FULL_WARN_INTERVAL 5000	/* ms between warnings */
+
+/*
+ * Copy len bytes out of the ring starting at logical position pos.
+ */
+void
+ne_ring_read(uint64 pos, void *dst, Size len)
+{
+	uint64		size = ne_shared->ringSize;
+	Size		off = (Size) (pos % size);
+	Size		first = Min(len, (Size) (size - off));
+
+	memcpy(dst, ne_ring + off, first);
+	if (first < len)
+		memcpy((char *) dst + first, ne_ring, len - first);
+}
+
+/*
+ * Copy len bytes into the ring starting at logical position pos.
+ */
+void
+ne_ring_write(uint64 pos, const void *src, Size len)
+{
+	uint64		size = ne_shared->ringSize;
+	Size		off = (Size) (pos % size);
+	Size		first = Min(len, (Size) (size - off));
+
+	memcpy(ne_ring + off, src, first);
+	if (first < len)
+		memcpy(ne_ring, (const char *) src + first, len - first);
+}
+
+static inline pg_atomic_uint32 *
+ne_batch_state(uint64 pos)
+{
+	Assert(pos % MAXIMUM_ALIGNOF == 0);
+	return (pg_atomic_uint32 *) (ne_ring + (pos % ne_shared->ringSize));
+}
+
+/*
+ * Move the tail forward over every batch that no listener still waits for.
+ * Caller holds queueLock exclusively.
+ */
+static void
+ne_queue_advance_tail_locked(void)
+{
+	uint64		minWake = ne_shared->head;
+	uint64		pos;
+
+	for (int i = 0; i < ne_shared->nslots; i++)
+	{
+		NotifyExtSlot *slot = &ne_shared->slots[i];
+		uint64		w;
+
+		if (slot->pid == 0)
+			continue;
+		w = pg_atomic_read_u64(&slot->wakeupPos);
+		if (w != NE_INVALID_POS && w < minWake)
+			minWake = w;
+	}
+
+	pos = ne_shared->tail;
+	while (pos < minWake)
+	{
+		NotifyExtBatchHeader hdr;
+
+		if (pg_atomic_read_u32(ne_batch_state(pos)) == NE_BATCH_PENDING)
+			break;
+		ne_ring_read(pos, &hdr, sizeof(hdr));
+		Assert(hdr.length > 0 && hdr.length % MAXIMUM_ALIGNOF == 0);
+		pos += hdr.length;
+	}
+	ne_shared->tail = pos;
+}
+
+void
+ne_queue_advance_tail(void)
+{
+	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+	ne_queue_advance_tail_locked();
+	LWLockRelease(ne_shared->queueLock);
+}
+
+/*
+ * The pid of a listener holding the oldest unread batch, or 0.
+ * Caller holds queueLock.
+ */
+static int
+ne_queue_oldest_listener(void)
+{
+	uint64		min = NE_INVALID_POS;
+	int			pid = 0;
+
+	for (int i = 0; i < ne_shared->nslots; i++)
+	{
+		NotifyExtSlot *slot = &ne_shared->slots[i];
+		uint64		w;
+
+		if (slot->pid == 0)
+			continue;
+		w = pg_atomic_read_u64(&slot->wakeupPos);
+		if (w < min)
+		{
+			min = w;
+			pid = slot->pid;
+		}
+	}
+	return pid;
+}
+
+double
+ne_queue_usage(void)
+{
+	double		usage;
+
+	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+	ne_queue_advance_tail_locked();
+	usage = (double) (ne_shared->head - ne_shared->tail) /
+		(double) ne_shared->ringSize;
+	LWLockRelease(ne_shared->queueLock);
+	return usage;
+}
+
+static Size
+ne_entry_size(NePendingNotify *n)
+{
+	return sizeof(NotifyExtEntryHeader) + n->channelLen + n->payloadLen;
+}
+
+/*
+ * Publish the current transaction's notifications (already deduplicated, in
+ * the order they were sent) as one PENDING batch.
+ *
+ * Returns the batch's position, or NE_INVALID_POS if no backend listens on
+ * any of the channels (then nothing is written).  The listener slots to wake
+ * after commit are returned in wakeSlots (room for nslots entries), the
+ * calling backend's own slot excluded.
+ *
+ * Errors (queue full) are thrown before anything is written.
+ */
+uint64
+ne_queue_publish(NePendingNotify **notifies, int n, int *wakeSlots, int *nwake)
+{
+	Size		hdrSize = ne_batch_header_size();
+	Size		total = hdrSize;
+	uint64	   *bitmap;
+	bool		anyone = false;
+	const char *prevChannel = NULL;
+	uint64		pos;
+	NotifyExtBatchHeader hdr;
+	int			mySlot = ne_my_slot();
+	bool		warn = false;
+	int			warnPid = 0;
+	double		warnFill = 0;
+
+	*nwake = 0;
+
+	for (int i = 0; i < n; i++)
+		total += ne_entry_size(notifies[i]);
+	total = MAXALIGN(total);
+
+	bitmap = palloc0(sizeof(uint64) * ne_shared->bitmapWords);
+
+	LWLockAcquire(ne_shared->registryLock, LW_SHARED);
+
+	for (int i = 0; i < n; i++)
+	{
+		if (prevChannel != NULL && strcmp(prevChannel, notifies[i]->channel) == 0)
+			continue;
+		prevChannel = notifies[i]->channel;
+		ne_registry_bitmap(MyDatabaseId, notifies[i]->channel, bitmap);
+	}
+	for (int w = 0; w < ne_shared->bitmapWords; w++)
+		anyone |= (bitmap[w] != 0);
+
+	if (!anyone)
+	{
+		LWLockRelease(ne_shared->registryLock);
+		pfree(bitmap);
+		return NE_INVALID_POS;
+	}
+
+	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+
+	if (ne_shared->ringSize - (ne_shared->head - ne_shared->tail) < total)
+		ne_queue_advance_tail_locked();
+	if (ne_shared->ringSize - (ne_shared->head - ne_shared->tail) < total)
+	{
+		int			pid = ne_queue_oldest_listener();
+		uint64		ringSize = ne_shared->ringSize;
+
+		LWLockRelease(ne_shared->queueLock);
+		LWLockRelease(ne_shared->registryLock);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many notifications in the NOTIFY queue"),
+				 total > ringSize ?
+				 errdetail("The transaction's %d notifications need %zu bytes; notify_ext.queue_size is %llu bytes.",
+						   n, total, (unsigned long long) ringSize) :
+				 (pid != 0 ?
+				  errdetail("The server process with PID %d is among those with the oldest unread notifications.", pid) : 0),
+				 errhint("Increase notify_ext.queue_size, or end the transactions of listening sessions that do not read their notifications.")));
+	}
+
+	pos = ne_shared->head;
+
+	/* header, with the state word initialised before anything else */
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.dboid = MyDatabaseId;
+	hdr.length = (uint32) total;
+	hdr.srcPid = MyProcPid;
+	hdr.nentries = (uint32) n;
+	ne_ring_write(pos, &hdr, sizeof(hdr));
+	pg_atomic_init_u32(ne_batch_state(pos), NE_BATCH_PENDING);
+	ne_ring_write(pos + MAXALIGN(sizeof(NotifyExtBatchHeader)), bitmap,
+				  sizeof(uint64) * ne_shared->bitmapWords);
+
+	/* entries */
+	{
+		uint64		p = pos + hdrSize;
+
+		for (int i = 0; i < n; i++)
+		{
+			NotifyExtEntryHeader eh;
+
+			eh.channelLen = notifies[i]->channelLen;
+			eh.payloadLen = notifies[i]->payloadLen;
+			ne_ring_write(p, &eh, sizeof(eh));
+			p += sizeof(eh);
+			ne_ring_write(p, notifies[i]->channel, eh.channelLen);
+			p += eh.channelLen;
+			ne_ring_write(p, notifies[i]->payload, eh.payloadLen);
+			p += eh.payloadLen;
+		}
+	}
+
+	ne_shared->head = pos + total;
+	ne_shared->batchesPublished++;
+	ne_shared->notificationsPublished += n;
+
+	/* point the interested listeners at this batch, collect whom to wake */
+	for (int i = 0; i < ne_shared->nslots; i++)
+	{
+		NotifyExtSlot *slot;
+
+		if ((bitmap[i / 64] & (UINT64CONST(1) << (i % 64))) == 0)
+			continue;
+		slot = &ne_shared->slots[i];
+		if (slot->pid == 0 || slot->dboid != MyDatabaseId)
+			continue;
+		if (pg_atomic_read_u64(&slot->wakeupPos) == NE_INVALID_POS)
+			pg_atomic_write_u64(&slot->wakeupPos, pos);
+		if (i != mySlot)
+			wakeSlots[(*nwake)++] = i;
+	}
+
+	/* like core, warn (at most every 5 s) once the queue is half full */
+	if ((ne_shared->head - ne_shared->tail) * 2 >= ne_shared->ringSize)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (TimestampDifferenceExceeds(ne_shared->lastFullWarn, now,
+									   NE_QUEUE_FULL_WARN_INTERVAL))
+		{
+			warn = true;
+			warnPid = ne_queue_oldest_listener();
+			warnFill = (double) (ne_shared->head - ne_shared->tail) /
+				(double) ne_shared->ringSize;
+			ne_shared->lastFullWarn = now;
+		}
+	}
+
+	LWLockRelease(ne_shared->queueLock);
+	LWLockRelease(ne_shared->registryLock);
+	pfree(bitmap);
+
+	if (warn)
+		ereport(WARNING,
+				(errmsg("NOTIFY queue is %.0f%% full", warnFill * 100),
+				 warnPid != 0 ?
+				 errdetail("The server process with PID %d is among those with the oldest transactions.", warnPid) : 0,
+				 warnPid != 0 ?
+				 errhint("The NOTIFY queue cannot be emptied until that process ends its current transaction.") : 0));
+
+	return pos;
+}
+
+/*
+ * End state of a batch published by this backend.  Called from the commit
+ * and abort callbacks: no lock, no allocation, cannot fail.  The tail never
+ * passes a PENDING batch, so the ring bytes are still ours.
+ */
+void
+ne_queue_set_state(uint64 batchPos, uint32 state)
+{
+	pg_memory_barrier();
+	pg_atomic_write_u32(ne_batch_state(batchPos), state);
+	pg_memory_barrier();
+}

@@ -1,0 +1,347 @@
+/*-------------------------------------------------------------------------
+ *
+ * registry.c
+ *	  Who listens to what: the shared channel hash and this backend's slot.
+ *
+ * Shared side: a fixed-size hash keyed by (database, channel) whose entries
+ * hold a bitmap of the listener slots listening there.  Publishers OR these
+ * bitmaps together (ne_registry_bitmap) to know whom a batch concerns.
+ *
+ * Local side: ne_local_channels, this backend's channels, each with the
+ * queue position at which its LISTEN was registered, so that a new LISTEN
+ * never delivers notifications published before it.
+ *
+ * A backend's slot (index MyBackendId - 1) is active while it has at least
+ * one channel.  LISTEN is registered at PRE_COMMIT (it may fail: hash full)
+ * and confirmed at COMMIT; UNLISTEN is applied at COMMIT (it cannot fail);
+ * an abort after PRE_COMMIT removes what PRE_COMMIT added.  Session exit
+ * removes everything (before_shmem_exit).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "notify_ext.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/backendid.h"
+#include "utils/memutils.h"
+
+HTAB	   *ne_local_channels = NULL;
+bool		ne_slot_active = false;
+
+static bool exit_callback_registered = false;
+static uint64 listen_seqno = 0;
+
+int
+ne_my_slot(void)
+{
+	if (MyBackendId == InvalidBackendId)
+		return -1;
+	return MyBackendId - 1;
+}
+
+static void
+ne_make_key(NeChannelKey *key, Oid dboid, const char *channel)
+{
+	memset(key, 0, sizeof(*key));
+	key->dboid = dboid;
+	strlcpy(key->channel, channel, NAMEDATALEN);
+}
+
+static void
+ne_local_init(void)
+{
+	HASHCTL		ctl;
+
+	if (ne_local_channels != NULL)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = NAMEDATALEN;
+	ctl.entrysize = sizeof(NeLocalChannel);
+	ctl.hcxt = TopMemoryContext;
+	ne_local_channels = hash_create("notify_ext local channels", 16, &ctl,
+									HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+NeLocalChannel *
+ne_local_lookup(const char *channel)
+{
+	if (ne_local_channels == NULL)
+		return NULL;
+	return (NeLocalChannel *) hash_search(ne_local_channels, channel,
+										  HASH_FIND, NULL);
+}
+
+/*
+ * OR the listeners of (dboid, channel) into bitmap.
+ * Caller holds registryLock (any mode).
+ */
+void
+ne_registry_bitmap(Oid dboid, const char *channel, uint64 *bitmap)
+{
+	NeChannelKey key;
+	NeChannelEntry *entry;
+
+	ne_make_key(&key, dboid, channel);
+	entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key, HASH_FIND, NULL);
+	if (entry == NULL)
+		return;
+	for (int w = 0; w < ne_shared->bitmapWords; w++)
+		bitmap[w] |= entry->bits[w];
+}
+
+/* Clear our bit on (MyDatabaseId, channel).  Caller holds registryLock excl. */
+static void
+ne_shared_remove_locked(const char *channel)
+{
+	NeChannelKey key;
+	NeChannelEntry *entry;
+	int			slot = ne_my_slot();
+	uint64		mask = UINT64CONST(1) << (slot % 64);
+
+	ne_make_key(&key, MyDatabaseId, channel);
+	entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key, HASH_FIND, NULL);
+	if (entry == NULL || (entry->bits[slot / 64] & mask) == 0)
+		return;
+	entry->bits[slot / 64] &= ~mask;
+	if (--entry->nlisteners == 0)
+		hash_search(ne_channel_hash, &key, HASH_REMOVE, NULL);
+}
+
+/* Give the slot back when no channel is left.  Caller holds registryLock. */
+static void
+ne_slot_release_if_idle_locked(void)
+{
+	NotifyExtSlot *slot;
+
+	if (!ne_slot_active || hash_get_num_entries(ne_local_channels) > 0)
+		return;
+	slot = &ne_shared->slots[ne_my_slot()];
+	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+	slot->pid = 0;
+	slot->dboid = InvalidOid;
+	pg_atomic_write_u64(&slot->wakeupPos, NE_INVALID_POS);
+	LWLockRelease(ne_shared->queueLock);
+	ne_slot_active = false;
+	ne_deliver_reset_resume();
+}
+
+static void
+ne_exit_callback(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+{
+	if (ne_shared == NULL)
+		return;
+	ne_registry_remove_all();
+}
+
+/*
+ * PRE_COMMIT: register channels (those not yet listened to).  May ERROR;
+ * the abort callback then undoes the partial work (ne_registry_remove_uncommitted).
+ */
+void
+ne_registry_add(char **channels, int n)
+{
+	int			slotno = ne_my_slot();
+	uint64		head;
+	int			nnew = 0;
+	NeLocalChannel **added;
+
+	if (slotno < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("notify_ext: this process cannot listen")));
+
+	/* everything that can fail for lack of memory happens first */
+	ne_local_init();
+	ne_deliver_prepare();
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(ne_exit_callback, (Datum) 0);
+		exit_callback_registered = true;
+	}
+
+	added = palloc(sizeof(NeLocalChannel *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		found;
+		NeLocalChannel *lc;
+
+		lc = hash_search(ne_local_channels, channels[i], HASH_ENTER, &found);
+		if (found)
+			continue;
+		lc->committed = false;
+		lc->startPos = NE_INVALID_POS;
+		lc->seqno = ++listen_seqno;
+		added[nnew++] = lc;
+	}
+	if (nnew == 0)
+		return;
+
+	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
+
+	if (!ne_slot_active)
+	{
+		NotifyExtSlot *slot = &ne_shared->slots[slotno];
+
+		LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+		slot->pid = MyProcPid;
+		slot->dboid = MyDatabaseId;
+		pg_atomic_write_u64(&slot->wakeupPos, NE_INVALID_POS);
+		LWLockRelease(ne_shared->queueLock);
+		ne_slot_active = true;
+		ne_deliver_reset_resume();
+	}
+
+	LWLockAcquire(ne_shared->queueLock, LW_SHARED);
+	head = ne_shared->head;
+	LWLockRelease(ne_shared->queueLock);
+
+	for (int i = 0; i < nnew; i++)
+	{
+		NeChannelKey key;
+		NeChannelEntry *entry;
+		bool		found;
+
+		ne_make_key(&key, MyDatabaseId, added[i]->channel);
+		entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key,
+											   HASH_ENTER_NULL, &found);
+		if (entry == NULL)
+		{
+			LWLockRelease(ne_shared->registryLock);
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many channels being listened to"),
+					 errdetail("notify_ext.max_channels (%d) distinct database and channel pairs are listened to already.",
+							   ne_max_channels),
+					 errhint("Increase notify_ext.max_channels.")));
+		}
+		if (!found)
+		{
+			entry->nlisteners = 0;
+			memset(entry->bits, 0, sizeof(uint64) * ne_shared->bitmapWords);
+		}
+		if ((entry->bits[slotno / 64] & (UINT64CONST(1) << (slotno % 64))) == 0)
+		{
+			entry->bits[slotno / 64] |= UINT64CONST(1) << (slotno % 64);
+			entry->nlisteners++;
+		}
+		added[i]->startPos = head;
+	}
+
+	LWLockRelease(ne_shared->registryLock);
+	pfree(added);
+}
+
+/* COMMIT: the channels registered at PRE_COMMIT are now in effect. */
+void
+ne_registry_commit_added(char **channels, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		NeLocalChannel *lc = ne_local_lookup(channels[i]);
+
+		if (lc != NULL)
+			lc->committed = true;
+	}
+}
+
+/*
+ * ABORT (after PRE_COMMIT registered something): drop every channel that
+ * never got committed.  Cannot fail.
+ */
+void
+ne_registry_remove_uncommitted(void)
+{
+	HASH_SEQ_STATUS seq;
+	NeLocalChannel *lc;
+	bool		any = false;
+
+	if (ne_local_channels == NULL || ne_shared == NULL)
+		return;
+
+	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, ne_local_channels);
+	while ((lc = hash_seq_search(&seq)) != NULL)
+	{
+		if (lc->committed)
+			continue;
+		any = true;
+		if (ne_slot_active)
+			ne_shared_remove_locked(lc->channel);
+		hash_search(ne_local_channels, lc->channel, HASH_REMOVE, NULL);
+	}
+	if (any)
+		ne_slot_release_if_idle_locked();
+	LWLockRelease(ne_shared->registryLock);
+}
+
+/* COMMIT: UNLISTEN these channels.  Cannot fail. */
+void
+ne_registry_remove(char **channels, int n)
+{
+	if (ne_local_channels == NULL || !ne_slot_active)
+		return;
+
+	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		if (hash_search(ne_local_channels, channels[i], HASH_FIND, NULL) == NULL)
+			continue;
+		ne_shared_remove_locked(channels[i]);
+		hash_search(ne_local_channels, channels[i], HASH_REMOVE, NULL);
+	}
+	ne_slot_release_if_idle_locked();
+	LWLockRelease(ne_shared->registryLock);
+}
+
+/* COMMIT of UNLISTEN *, DISCARD ALL, session exit.  Cannot fail. */
+void
+ne_registry_remove_all(void)
+{
+	HASH_SEQ_STATUS seq;
+	NeLocalChannel *lc;
+
+	if (ne_local_channels == NULL || !ne_slot_active)
+		return;
+
+	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, ne_local_channels);
+	while ((lc = hash_seq_search(&seq)) != NULL)
+	{
+		ne_shared_remove_locked(lc->channel);
+		hash_search(ne_local_channels, lc->channel, HASH_REMOVE, NULL);
+	}
+	ne_slot_release_if_idle_locked();
+	LWLockRelease(ne_shared->registryLock);
+}
+
+static int
+ne_seqno_cmp(const ListCell *a, const ListCell *b)
+{
+	const NeLocalChannel *x = lfirst(a);
+	const NeLocalChannel *y = lfirst(b);
+
+	if (x->seqno < y->seqno)
+		return -1;
+	return x->seqno > y->seqno ? 1 : 0;
+}
+
+/* The committed channels, in LISTEN order, as a List of NeLocalChannel *. */
+List *
+ne_registry_listening_channels(void)
+{
+	HASH_SEQ_STATUS seq;
+	NeLocalChannel *lc;
+	List	   *result = NIL;
+
+	if (ne_local_channels == NULL)
+		return NIL;
+	hash_seq_init(&seq, ne_local_channels);
+	while ((lc = hash_seq_search(&seq)) != NULL)
+	{
+		if (lc->committed)
+			result = lappend(result, lc);
+	}
+	list_sort(result, ne_seqno_cmp);
+	return result;
+}

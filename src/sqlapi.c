@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * sqlapi.c
+ *	  The SQL-callable functions of notify_ext.
+ *
+ * Every function first checks that the library was preloaded, then
+ * validates its arguments exactly as core's pg_notify()/LISTEN do (same
+ * messages and SQLSTATEs) and hands the request to xact.c, which acts at
+ * commit.  Channels are compared byte for byte, as pg_notify() does.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "notify_ext.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(ext_notify);
+PG_FUNCTION_INFO_V1(ext_listen);
+PG_FUNCTION_INFO_V1(ext_unlisten);
+PG_FUNCTION_INFO_V1(ext_unlisten_all);
+PG_FUNCTION_INFO_V1(ext_listening_channels);
+PG_FUNCTION_INFO_V1(ext_notification_queue_usage);
+
+/*
+ * Core's rules for a channel name: not empty, shorter than NAMEDATALEN,
+ * valid in the database encoding.
+ */
+void
+ne_validate_channel(const char *channel)
+{
+	size_t		len = channel ? strlen(channel) : 0;
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("channel name cannot be empty")));
+	if (len >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("channel name too long")));
+	(void) pg_verifymbstr(channel, (int) len, false);
+}
+
+static char *
+ne_channel_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *channel = NULL;
+
+	if (!PG_ARGISNULL(argno))
+		channel = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	ne_validate_channel(channel);
+	return channel;
+}
+
+Datum
+ext_notify(PG_FUNCTION_ARGS)
+{
+	char	   *channel;
+	char	   *payload = "";
+
+	ne_check_preloaded();
+	channel = ne_channel_arg(fcinfo, 0);
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+	{
+		payload = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		if (strlen(payload) >= NE_PAYLOAD_MAX_LENGTH)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("payload string too long")));
+		(void) pg_verifymbstr(payload, (int) strlen(payload), false);
+	}
+
+	/* like pg_notify(), we get our own transaction-scoped XID */
+	ne_add_notify(channel, payload);
+	PG_RETURN_VOID();
+}
+
+Datum
+ext_listen(PG_FUNCTION_ARGS)
+{
+	ne_check_preloaded();
+	ne_add_listen_action(NE_ACTION_LISTEN, ne_channel_arg(fcinfo, 0));
+	PG_RETURN_VOID();
+}
+
+Datum
+ext_unlisten(PG_FUNCTION_ARGS)
+{
+	ne_check_preloaded();
+	ne_add_listen_action(NE_ACTION_UNLISTEN, ne_channel_arg(fcinfo, 0));
+	PG_RETURN_VOID();
+}
+
+Datum
+ext_unlisten_all(PG_FUNCTION_ARGS)
+{
+	ne_check_preloaded();
+	ne_add_listen_action(NE_ACTION_UNLISTEN_ALL, NULL);
+	PG_RETURN_VOID();
+}
+
+Datum
+ext_listening_channels(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *channels;
+	ListCell   *lc;
+
+	ne_check_preloaded();
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	channels = ne_registry_listening_channels();
+	foreach(lc, channels)
+	{
+		NeLocalChannel *ch = lfirst(lc);
+		Datum		value = CStringGetTextDatum(ch->channel);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	list_free(channels);
+	return (Datum) 0;
+}
+
+Datum
+ext_notification_queue_usage(PG_FUNCTION_ARGS)
+{
+	ne_check_preloaded();
+	PG_RETURN_FLOAT8(ne_queue_usage());
+}

@@ -1,0 +1,431 @@
+/*-------------------------------------------------------------------------
+ *
+ * xact.c
+ *	  Transaction state: what the current transaction notifies and listens
+ *	  to, and the transaction callbacks that publish it.
+ *
+ * Buffers (all in TopTransactionContext, gone with the transaction):
+ *	  - pending notifications, in the order sent, without duplicates of
+ *		(channel, payload); a hash makes the duplicate test O(1) once the list
+ *		is long;
+ *	  - pending LISTEN / UNLISTEN / UNLISTEN * actions, in order.
+ *	  Each entry records the subtransaction that made it.  Subtransaction IDs
+ *	  grow, and everything made after a subtransaction started belongs to it
+ *	  or its children, so aborting subtransaction S drops exactly the tail of
+ *	  entries whose subid >= S; releasing it changes nothing.
+ *
+ * Callbacks:
+ *	  PRE_COMMIT  deliver what an idle wake-up brought (if this is one), then
+ *				  register new LISTENs, then publish the batch; may ERROR.
+ *	  COMMIT	  flip the batch to COMMITTED, wake its listeners, confirm
+ *				  LISTENs, apply UNLISTENs; cannot fail.
+ *	  ABORT		  flip the batch to ABORTED (and wake its listeners so they
+ *				  skip it), undo LISTEN registrations; cannot fail.
+ *	  PRE_PREPARE refuse PREPARE TRANSACTION if anything is pending.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "notify_ext.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+
+#define NE_DEDUPE_HASH_THRESHOLD 16
+
+typedef struct NeListenAction
+{
+	SubTransactionId subid;
+	int			action;
+	char		channel[NAMEDATALEN];
+} NeListenAction;
+
+/* buffered by the running transaction */
+static NePendingNotify **pending = NULL;
+static int	npending = 0;
+static int	maxpending = 0;
+static HTAB *pendingHash = NULL;
+
+static NeListenAction *actions = NULL;
+static int	nactions = 0;
+static int	maxactions = 0;
+
+/* decided at PRE_COMMIT, carried out at COMMIT or ABORT */
+static bool precommitDone = false;
+static uint64 publishedPos = NE_INVALID_POS;
+static int *wakeSlots = NULL;
+static int	nwake = 0;
+static char **toAdd = NULL;
+static int	ntoAdd = 0;
+static char **toRemove = NULL;
+static int	ntoRemove = 0;
+
+static void
+ne_reset_xact_state(void)
+{
+	/* the memory itself goes with TopTransactionContext */
+	pending = NULL;
+	npending = maxpending = 0;
+	pendingHash = NULL;
+	actions = NULL;
+	nactions = maxactions = 0;
+	precommitDone = false;
+	publishedPos = NE_INVALID_POS;
+	wakeSlots = NULL;
+	nwake = 0;
+	toAdd = toRemove = NULL;
+	ntoAdd = ntoRemove = 0;
+}
+
+static uint32
+ne_notify_hash(const void *key, Size keysize pg_attribute_unused())
+{
+	const NePendingNotify *n = *(NePendingNotify *const *) key;
+
+	return hash_bytes((const unsigned char *) n->data,
+					  n->channelLen + n->payloadLen + 2);
+}
+
+static int
+ne_notify_match(const void *key1, const void *key2,
+				Size keysize pg_attribute_unused())
+{
+	const NePendingNotify *a = *(NePendingNotify *const *) key1;
+	const NePendingNotify *b = *(NePendingNotify *const *) key2;
+
+	if (a->channelLen != b->channelLen || a->payloadLen != b->payloadLen)
+		return 1;
+	return memcmp(a->data, b->data, a->channelLen + a->payloadLen + 2);
+}
+
+static void
+ne_build_pending_hash(void)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(NePendingNotify *);
+	ctl.entrysize = sizeof(NePendingNotify *);
+	ctl.hash = ne_notify_hash;
+	ctl.match = ne_notify_match;
+	ctl.hcxt = TopTransactionContext;
+	pendingHash = hash_create("notify_ext pending notifications",
+							  256, &ctl,
+							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	for (int i = 0; i < npending; i++)
+		(void) hash_search(pendingHash, &pending[i], HASH_ENTER, NULL);
+}
+
+static void
+ne_check_can_queue(void)
+{
+	if (precommitDone)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("notify_ext: cannot queue notifications or LISTEN while the transaction is committing")));
+}
+
+/*
+ * ext_notify(): buffer one notification (arguments already validated).
+ */
+void
+ne_add_notify(const char *channel, const char *payload)
+{
+	Size		clen = strlen(channel);
+	Size		plen = strlen(payload);
+	NePendingNotify *n;
+	MemoryContext old;
+
+	if (IsParallelWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot send notifications from a parallel worker")));
+	ne_check_can_queue();
+
+	old = MemoryContextSwitchTo(TopTransactionContext);
+
+	n = palloc(offsetof(NePendingNotify, data) + clen + plen + 2);
+	n->subid = GetCurrentSubTransactionId();
+	n->channelLen = (uint16) clen;
+	n->payloadLen = (uint16) plen;
+	n->channel = n->data;
+	n->payload = n->data + clen + 1;
+	memcpy(n->channel, channel, clen + 1);
+	memcpy(n->payload, payload, plen + 1);
+
+	/* a duplicate of an earlier (channel, payload) is dropped */
+	if (pendingHash != NULL)
+	{
+		bool		found;
+
+		(void) hash_search(pendingHash, &n, HASH_FIND, &found);
+		if (found)
+		{
+			pfree(n);
+			MemoryContextSwitchTo(old);
+			return;
+		}
+	}
+	else
+	{
+		for (int i = 0; i < npending; i++)
+		{
+			if (ne_notify_match(&n, &pending[i], 0) == 0)
+			{
+				pfree(n);
+				MemoryContextSwitchTo(old);
+				return;
+			}
+		}
+	}
+
+	if (npending == maxpending)
+	{
+		maxpending = Max(16, maxpending * 2);
+		if (pending == NULL)
+			pending = palloc(sizeof(NePendingNotify *) * maxpending);
+		else
+			pending = repalloc(pending, sizeof(NePendingNotify *) * maxpending);
+	}
+	pending[npending++] = n;
+
+	if (pendingHash != NULL)
+		(void) hash_search(pendingHash, &n, HASH_ENTER, NULL);
+	else if (npending >= NE_DEDUPE_HASH_THRESHOLD)
+		ne_build_pending_hash();
+
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * ext_listen() / ext_unlisten() / ext_unlisten_all() / DISCARD ALL.
+ */
+void
+ne_add_listen_action(int action, const char *channel)
+{
+	NeListenAction *a;
+
+	if (IsParallelWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot listen or unlisten in a parallel worker")));
+	ne_check_can_queue();
+
+	if (nactions == maxactions)
+	{
+		maxactions = Max(8, maxactions * 2);
+		if (actions == NULL)
+			actions = MemoryContextAlloc(TopTransactionContext,
+										 sizeof(NeListenAction) * maxactions);
+		else
+			actions = repalloc(actions, sizeof(NeListenAction) * maxactions);
+	}
+	a = &actions[nactions++];
+	a->subid = GetCurrentSubTransactionId();
+	a->action = action;
+	memset(a->channel, 0, NAMEDATALEN);
+	if (channel != NULL)
+		strlcpy(a->channel, channel, NAMEDATALEN);
+}
+
+/*
+ * Work out, from the ordered actions, which channels to add (now) and which
+ * to remove (at commit).
+ */
+static void
+ne_plan_listen_changes(void)
+{
+	bool		unlistenAll = false;
+	int			lastAll = -1;
+
+	toAdd = palloc(sizeof(char *) * (nactions + 1));
+	ntoAdd = 0;
+
+	for (int i = 0; i < nactions; i++)
+	{
+		if (actions[i].action == NE_ACTION_UNLISTEN_ALL)
+		{
+			unlistenAll = true;
+			lastAll = i;
+		}
+	}
+
+	/* the final state of a channel is decided by its last action */
+	for (int i = 0; i < nactions; i++)
+	{
+		bool		later = false;
+
+		if (actions[i].action != NE_ACTION_LISTEN || i < lastAll)
+			continue;
+		for (int j = i + 1; j < nactions && !later; j++)
+			later = (actions[j].action != NE_ACTION_UNLISTEN_ALL &&
+					 strcmp(actions[j].channel, actions[i].channel) == 0);
+		if (!later)
+			toAdd[ntoAdd++] = actions[i].channel;
+	}
+
+	/* removals: every current channel not re-listened, or the UNLISTENed */
+	if (unlistenAll)
+	{
+		List	   *cur = ne_registry_listening_channels();
+		ListCell   *lc;
+
+		toRemove = palloc(sizeof(char *) * (list_length(cur) + 1));
+		ntoRemove = 0;
+		foreach(lc, cur)
+		{
+			NeLocalChannel *ch = lfirst(lc);
+			bool		keep = false;
+
+			for (int k = 0; k < ntoAdd && !keep; k++)
+				keep = (strcmp(toAdd[k], ch->channel) == 0);
+			if (!keep)
+				toRemove[ntoRemove++] = pstrdup(ch->channel);
+		}
+		list_free(cur);
+	}
+	else
+	{
+		toRemove = palloc(sizeof(char *) * (nactions + 1));
+		ntoRemove = 0;
+		for (int i = 0; i < nactions; i++)
+		{
+			bool		later = false;
+
+			if (actions[i].action != NE_ACTION_UNLISTEN)
+				continue;
+			for (int j = i + 1; j < nactions && !later; j++)
+				later = (strcmp(actions[j].channel, actions[i].channel) == 0);
+			if (!later && ne_local_lookup(actions[i].channel) != NULL)
+				toRemove[ntoRemove++] = actions[i].channel;
+		}
+	}
+}
+
+static void
+ne_pre_commit(void)
+{
+	MemoryContext old;
+
+	/*
+	 * An idle session woken by the catch-up interrupt runs an empty
+	 * transaction: this is where it sends what it was woken for.  (The same
+	 * test is true at the Sync of an extended-protocol transaction, where
+	 * sending now is also in core's wire position.)  Done before LISTENs are
+	 * registered, so nothing is consumed for a channel not yet committed.
+	 */
+	if (ne_slot_active && debug_query_string == NULL &&
+		whereToSendOutput == DestRemote && !IsTransactionBlock() &&
+		ne_deliver_pending())
+		ne_deliver(true);
+
+	if (npending == 0 && nactions == 0)
+		return;
+
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	precommitDone = true;
+
+	if (nactions > 0)
+	{
+		ne_plan_listen_changes();
+		if (ntoAdd > 0)
+			ne_registry_add(toAdd, ntoAdd);
+	}
+
+	if (npending > 0)
+	{
+		wakeSlots = palloc(sizeof(int) * ne_shared->nslots);
+		publishedPos = ne_queue_publish(pending, npending, wakeSlots, &nwake);
+	}
+
+	MemoryContextSwitchTo(old);
+}
+
+static void
+ne_commit(void)
+{
+	if (publishedPos != NE_INVALID_POS)
+	{
+		ne_queue_set_state(publishedPos, NE_BATCH_COMMITTED);
+		ne_signal_listeners(wakeSlots, nwake);
+	}
+	if (ntoAdd > 0)
+		ne_registry_commit_added(toAdd, ntoAdd);
+	if (ntoRemove > 0)
+		ne_registry_remove(toRemove, ntoRemove);
+}
+
+static void
+ne_abort(void)
+{
+	if (publishedPos != NE_INVALID_POS)
+	{
+		ne_queue_set_state(publishedPos, NE_BATCH_ABORTED);
+		ne_signal_listeners(wakeSlots, nwake);
+	}
+	if (ntoAdd > 0)
+		ne_registry_remove_uncommitted();
+}
+
+static void
+ne_xact_callback(XactEvent event, void *arg pg_attribute_unused())
+{
+	if (ne_shared == NULL)
+		return;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			ne_pre_commit();
+			break;
+		case XACT_EVENT_COMMIT:
+			ne_commit();
+			ne_reset_xact_state();
+			break;
+		case XACT_EVENT_ABORT:
+			ne_abort();
+			ne_reset_xact_state();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (npending > 0 || nactions > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY")));
+			break;
+		case XACT_EVENT_PREPARE:
+			ne_reset_xact_state();
+			break;
+		default:
+			/* parallel-worker events: workers cannot notify */
+			break;
+	}
+}
+
+static void
+ne_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid pg_attribute_unused(),
+					void *arg pg_attribute_unused())
+{
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+
+	while (npending > 0 && pending[npending - 1]->subid >= mySubid)
+	{
+		npending--;
+		if (pendingHash != NULL)
+			(void) hash_search(pendingHash, &pending[npending], HASH_REMOVE, NULL);
+	}
+	while (nactions > 0 && actions[nactions - 1].subid >= mySubid)
+		nactions--;
+}
+
+void
+ne_xact_init(void)
+{
+	RegisterXactCallback(ne_xact_callback, NULL);
+	RegisterSubXactCallback(ne_subxact_callback, NULL);
+}
