@@ -59,3 +59,14 @@ LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
 COMMENT ON FUNCTION ext_notification_queue_usage() IS
 'fraction (0 to 1) of the notify_ext queue occupied by notifications not yet read by all their listeners';
+
+CREATE FUNCTION ext_listeners(OUT pid integer, OUT database text, OUT channel text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ext_listeners'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION ext_listeners() IS
+'the shared listener table: every listening backend, database and channel';
+
+REVOKE ALL ON FUNCTION ext_listeners() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ext_listeners() TO pg_monitor;

@@ -115,14 +115,21 @@ SELECT ext_listen('regress_after_all');
 COMMIT;
 SELECT * FROM ext_listening_channels();
 
+-- the shared listener table shows this session's committed listens
+SELECT pid = pg_backend_pid() AS me, database = current_database() AS here,
+       channel
+  FROM ext_listeners() ORDER BY channel;
+
 SELECT ext_unlisten_all();
 SELECT * FROM ext_listening_channels();
+SELECT count(*) FROM ext_listeners();
 
 -- DISCARD ALL ends every listen
 SELECT ext_listen('regress_discard');
 SELECT * FROM ext_listening_channels();
 DISCARD ALL;
 SELECT * FROM ext_listening_channels();
+SELECT count(*) FROM ext_listeners();
 BEGIN;
 DISCARD ALL;    -- refused by core inside a block: nothing changes
 ROLLBACK;

@@ -202,6 +202,15 @@ extern void ne_registry_bitmap(Oid dboid, const char *channel, uint64 *bitmap);
 extern NeLocalChannel *ne_local_lookup(const char *channel);
 extern List *ne_registry_listening_channels(void);
 
+typedef struct NeListenerInfo
+{
+	int			pid;
+	Oid			dboid;
+	char		channel[NAMEDATALEN];
+} NeListenerInfo;
+
+extern List *ne_registry_snapshot(void);
+
 /* xact.c */
 extern void ne_xact_init(void);
 extern void ne_add_notify(const char *channel, const char *payload);

@@ -345,3 +345,37 @@ ne_registry_listening_channels(void)
 	list_sort(result, ne_seqno_cmp);
 	return result;
 }
+
+/*
+ * Snapshot of the shared listener table, for ext_listeners(): one element
+ * per (listening backend, channel), as NeListenerInfo.
+ */
+List *
+ne_registry_snapshot(void)
+{
+	HASH_SEQ_STATUS seq;
+	NeChannelEntry *entry;
+	List	   *result = NIL;
+
+	LWLockAcquire(ne_shared->registryLock, LW_SHARED);
+	LWLockAcquire(ne_shared->queueLock, LW_SHARED);
+	hash_seq_init(&seq, ne_channel_hash);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		for (int i = 0; i < ne_shared->nslots; i++)
+		{
+			NeListenerInfo *info;
+
+			if ((entry->bits[i / 64] & (UINT64CONST(1) << (i % 64))) == 0)
+				continue;
+			info = palloc(sizeof(NeListenerInfo));
+			info->pid = ne_shared->slots[i].pid;
+			info->dboid = entry->key.dboid;
+			strlcpy(info->channel, entry->key.channel, NAMEDATALEN);
+			result = lappend(result, info);
+		}
+	}
+	LWLockRelease(ne_shared->queueLock);
+	LWLockRelease(ne_shared->registryLock);
+	return result;
+}

@@ -16,6 +16,9 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
@@ -25,6 +28,7 @@ PG_FUNCTION_INFO_V1(ext_unlisten);
 PG_FUNCTION_INFO_V1(ext_unlisten_all);
 PG_FUNCTION_INFO_V1(ext_listening_channels);
 PG_FUNCTION_INFO_V1(ext_notification_queue_usage);
+PG_FUNCTION_INFO_V1(ext_listeners);
 
 /*
  * Core's rules for a channel name: not empty, shorter than NAMEDATALEN,
@@ -84,6 +88,10 @@ Datum
 ext_listen(PG_FUNCTION_ARGS)
 {
 	ne_check_preloaded();
+	if (whereToSendOutput != DestRemote)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("notify_ext: only sessions connected to a client can listen")));
 	ne_add_listen_action(NE_ACTION_LISTEN, ne_channel_arg(fcinfo, 0));
 	PG_RETURN_VOID();
 }
@@ -132,4 +140,38 @@ ext_notification_queue_usage(PG_FUNCTION_ARGS)
 {
 	ne_check_preloaded();
 	PG_RETURN_FLOAT8(ne_queue_usage());
+}
+
+/*
+ * ext_listeners(): every (backend, database, channel) in the shared
+ * listener table.  Monitoring only; it shows LISTENs of all databases.
+ */
+Datum
+ext_listeners(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *listeners;
+	ListCell   *lc;
+
+	ne_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+
+	listeners = ne_registry_snapshot();
+	foreach(lc, listeners)
+	{
+		NeListenerInfo *info = lfirst(lc);
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+		char	   *dbname = get_database_name(info->dboid);
+
+		values[0] = Int32GetDatum(info->pid);
+		if (dbname != NULL)
+			values[1] = CStringGetTextDatum(dbname);
+		else
+			nulls[1] = true;
+		values[2] = CStringGetTextDatum(info->channel);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	list_free_deep(listeners);
+	return (Datum) 0;
 }
