@@ -1,0 +1,333 @@
+#!/usr/bin/python3
+"""Real-client tests of notify_ext that need several sessions, other
+databases, raw protocol access or dying clients.
+
+Run with Debian's python3 and psycopg 3 against a cluster with notify_ext
+preloaded; connection from PGHOST/PGPORT/PGUSER.  Exits 1 on any failure.
+
+  - wire order: a self-notify arrives after CommandComplete and before
+    ReadyForQuery, for the simple and the extended protocol;
+  - database-local delivery; a listener in another database, parked in a
+    transaction, neither receives nor holds back the queue;
+  - a full queue fails the notifying COMMIT with core's error, the half-full
+    warning names the PID of the listener that holds the queue, and after
+    that listener reads, everything was delivered and the queue is usable;
+  - a listener that is terminated, or whose client vanishes, leaves no row
+    in the listener table;
+  - notifications are converted to the client encoding.
+"""
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import psycopg
+
+PGHOST = os.environ.get("PGHOST", "/tmp")
+PGPORT = os.environ.get("PGPORT", "5432")
+PGUSER = os.environ.get("PGUSER", "postgres")
+DB = os.environ.get("PGDATABASE", "postgres")
+
+failures = []
+passed = 0
+
+
+def conn(dbname=DB, **kw):
+    c = psycopg.connect(host=PGHOST, port=PGPORT, user=PGUSER,
+                        dbname=dbname, autocommit=True, **kw)
+    # notifications psycopg reads while running a query land here
+    c.received = []
+    c.add_notify_handler(lambda n: c.received.append((n.channel, n.payload, n.pid)))
+    return c
+
+
+def check(name, cond, detail=""):
+    global passed
+    if cond:
+        passed += 1
+        print("ok - %s" % name)
+    else:
+        failures.append(name)
+        print("not ok - %s %s" % (name, detail))
+
+
+def wait_notifies(c, n, timeout=2.0):
+    """Collect up to n notifications without sending any query."""
+    got = c.received
+    c.received = []
+    deadline = time.time() + timeout
+    while len(got) < n:
+        left = deadline - time.time()
+        if left <= 0:
+            break
+        select.select([c.fileno()], [], [], left)
+        c.pgconn.consume_input()
+        while True:
+            x = c.pgconn.notifies()
+            if x is None:
+                break
+            got.append((x.relname.decode(), x.extra.decode(), x.be_pid))
+    return got
+
+
+# ---------------------------------------------------------------- raw protocol
+class Raw:
+    """A minimal frontend: trust auth, then the message types it reads."""
+
+    def __init__(self, dbname=DB):
+        if PGHOST.startswith("/"):
+            self.s = socket.socket(socket.AF_UNIX)
+            self.s.connect(os.path.join(PGHOST, ".s.PGSQL.%s" % PGPORT))
+        else:
+            self.s = socket.create_connection((PGHOST, int(PGPORT)))
+        body = struct.pack("!i", 196608)
+        for k, v in (("user", PGUSER), ("database", dbname)):
+            body += k.encode() + b"\0" + v.encode() + b"\0"
+        body += b"\0"
+        self.s.sendall(struct.pack("!i", len(body) + 4) + body)
+        self.buf = b""
+        self.pid = None
+        while True:
+            t, payload = self.read()
+            if t == "K":
+                self.pid = struct.unpack("!i", payload[:4])[0]
+            if t == "R" and struct.unpack("!i", payload[:4])[0] != 0:
+                raise RuntimeError("raw client needs trust authentication")
+            if t == "Z":
+                break
+
+    def read(self):
+        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!i", self.buf[1:5])[0]:
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError
+            self.buf += d
+        n = struct.unpack("!i", self.buf[1:5])[0]
+        t, payload = chr(self.buf[0]), self.buf[5:1 + n]
+        self.buf = self.buf[1 + n:]
+        return t, payload
+
+    def send(self, t, payload=b""):
+        self.s.sendall(t.encode() + struct.pack("!i", len(payload) + 4) + payload)
+
+    def until_ready(self):
+        seq = []
+        while True:
+            t, p = self.read()
+            seq.append(t)
+            if t == "Z":
+                return seq, p
+
+    def query(self, sql):
+        self.send("Q", sql.encode() + b"\0")
+        return self.until_ready()
+
+    def extended(self, sql):
+        self.send("P", b"\0" + sql.encode() + b"\0" + struct.pack("!h", 0))
+        self.send("B", b"\0\0" + struct.pack("!hhh", 0, 0, 0))
+        self.send("E", b"\0" + struct.pack("!i", 0))
+        self.send("S")
+        return self.until_ready()
+
+
+def test_wire_order():
+    r = Raw()
+    r.query("SELECT ext_listen('wire')")
+    seq, _ = r.query("SELECT ext_notify('wire', 'simple')")
+    check("simple protocol self-notify: ... C A Z", seq[-3:] == ["C", "A", "Z"], seq)
+    seq, _ = r.query("BEGIN; SELECT ext_notify('wire', 'block'); COMMIT")
+    check("self-notify at COMMIT of a block: C A Z", seq[-3:] == ["C", "A", "Z"], seq)
+    seq, _ = r.extended("SELECT ext_notify('wire', 'extended')")
+    check("extended protocol self-notify: C A Z", seq[-3:] == ["C", "A", "Z"], seq)
+    # another session's notification reaches a session in a block at its end
+    other = conn()
+    r.query("BEGIN")
+    other.execute("SELECT ext_notify('wire', 'from other')")
+    seq, st = r.query("SELECT 1")
+    check("nothing inside a block", "A" not in seq and st == b"T", seq)
+    seq, st = r.query("COMMIT")
+    check("at COMMIT of the block: C A Z", seq == ["C", "A", "Z"] and st == b"I", seq)
+    # and after ROLLBACK of an aborted block
+    r.query("BEGIN")
+    seq, st = r.query("SELECT 1/0")
+    other.execute("SELECT ext_notify('wire', 'while aborted')")
+    time.sleep(0.2)
+    seq, st = r.query("SELECT 1")
+    check("nothing in an aborted block", "A" not in seq and st == b"E", seq)
+    seq, st = r.query("ROLLBACK")
+    check("at ROLLBACK of an aborted block: C A Z", seq == ["C", "A", "Z"], seq)
+    other.close()
+    r.s.close()
+
+
+def test_database_local():
+    admin = conn()
+    admin.execute("DROP DATABASE IF EXISTS notify_ext_other")
+    admin.execute("CREATE DATABASE notify_ext_other")
+    o = conn("notify_ext_other")
+    o.execute("CREATE EXTENSION notify_ext")
+    lo = conn("notify_ext_other")
+    lo.execute("SELECT ext_listen('shared_name')")
+    lh = conn()
+    lh.execute("SELECT ext_listen('shared_name')")
+    n = conn()
+    n.execute("SELECT ext_notify('shared_name', 'here')")
+    got_here = wait_notifies(lh, 1)
+    got_other = wait_notifies(lo, 1, 0.3)
+    check("same database receives", [g[:2] for g in got_here] == [("shared_name", "here")], got_here)
+    check("other database does not receive", got_other == [], got_other)
+    o.execute("SELECT ext_notify('shared_name', 'there')")
+    got_other = wait_notifies(lo, 1)
+    check("other database receives its own", [g[:2] for g in got_other] == [("shared_name", "there")], got_other)
+    # a listener of the other database parked in a transaction holds nothing
+    lo.autocommit = False
+    lo.execute("SELECT 1")
+    n.execute("SELECT count(ext_notify('shared_name', i::text)) FROM generate_series(1, 100) i")
+    usage = n.execute("SELECT ext_notification_queue_usage()").fetchone()[0]
+    check("parked listener in another database holds no queue space", usage == 0.0, usage)
+    wait_notifies(lh, 100)
+    lo.rollback()
+    for c in (lo, lh, n, o):
+        c.close()
+    admin.execute("DROP DATABASE notify_ext_other")
+    admin.close()
+
+
+def test_queue_full():
+    settings = conn()
+    qsize = settings.execute(
+        "SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'notify_ext.queue_size'").fetchone()[0]
+    per = 7990
+    nhalf = int(qsize / 2 / (per + 30)) + 10      # just over half the queue
+    listener = conn()
+    listener.execute("SELECT ext_listen('full')")
+    listener.autocommit = False
+    listener.execute("SELECT 1")                  # parked in a transaction
+    lpid = listener.info.backend_pid
+    notices = []
+    n = conn()
+    # a Diagnostic is only valid inside the handler: copy what we check
+    n.add_notice_handler(lambda d: notices.append(
+        (d.severity_nonlocalized, d.message_primary, d.message_detail)))
+    n.execute("SELECT count(ext_notify('full', lpad(i::text, %d, 'x'))) FROM generate_series(1, %d) i"
+              % (per, nhalf))
+    warn = [d for d in notices if d[0] == "WARNING"]
+    check("half-full warning", len(warn) == 1 and "NOTIFY queue is" in warn[0][1], notices)
+    check("warning names the parked listener's PID",
+          len(warn) == 1 and ("PID %d " % lpid) in (warn[0][2] or ""), warn)
+    usage = n.execute("SELECT ext_notification_queue_usage()").fetchone()[0]
+    check("queue usage over one half", 0.5 <= usage < 1.0, usage)
+    err = None
+    try:
+        n.execute("SELECT count(ext_notify('full', lpad(i::text, %d, 'y'))) FROM generate_series(1, %d) i"
+                  % (per, nhalf))
+    except psycopg.Error as e:
+        err = e
+    check("full queue fails the notifying commit with 54000",
+          err is not None and err.sqlstate == "54000"
+          and "too many notifications in the NOTIFY queue" in str(err), err)
+    check("full-queue error names the listener",
+          err is not None and ("PID %d " % lpid) in (err.diag.message_detail or ""),
+          err and err.diag.message_detail)
+    # the listener ends its transaction: it gets all of the first batch
+    listener.commit()
+    listener.autocommit = True
+    got = wait_notifies(listener, nhalf + 1, 10)
+    want = [str(i).rjust(per, "x") for i in range(1, nhalf + 1)]
+    check("listener gets every committed notification in order, none of the failed",
+          [g[1] for g in got] == want and all(g[2] == n.info.backend_pid for g in got),
+          (len(got), len(want)))
+    usage = n.execute("SELECT ext_notification_queue_usage()").fetchone()[0]
+    check("queue empty again after the listener read", usage == 0.0, usage)
+    n.execute("SELECT ext_notify('full', 'after')")
+    got = wait_notifies(listener, 1)
+    check("queue usable after being full", [g[1] for g in got] == ["after"], got)
+    listener.close()
+    n.close()
+    settings.close()
+
+
+def listener_rows(c, pid):
+    return c.execute("SELECT count(*) FROM ext_listeners() WHERE pid = %s", (pid,)).fetchone()[0]
+
+
+def wait_gone(c, pid, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if listener_rows(c, pid) == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_listener_cleanup():
+    admin = conn()
+    l = conn()
+    l.execute("SELECT ext_listen('gone1'), ext_listen('gone2')")
+    pid = l.info.backend_pid
+    check("listener table shows a listener", listener_rows(admin, pid) == 2)
+    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    check("terminated listener leaves no trace", wait_gone(admin, pid))
+    # a client process that dies without saying goodbye
+    code = ("import psycopg,sys,time,os;"
+            "c=psycopg.connect(host=%r,port=%r,user=%r,dbname=%r,autocommit=True);"
+            "c.execute(\"SELECT ext_listen('gone3')\");"
+            "print(c.info.backend_pid,flush=True);time.sleep(60)") % (PGHOST, PGPORT, PGUSER, DB)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    pid = int(p.stdout.readline())
+    check("listener of the child process registered", listener_rows(admin, pid) == 1)
+    p.kill()
+    p.wait()
+    check("vanished client leaves no trace", wait_gone(admin, pid))
+    # notifying the departed listeners' channels still works and queues nothing
+    admin.execute("SELECT ext_notify('gone1'), ext_notify('gone3')")
+    usage = admin.execute("SELECT ext_notification_queue_usage()").fetchone()[0]
+    check("no queue space held for departed listeners", usage == 0.0, usage)
+    admin.close()
+
+
+def test_client_encoding():
+    l = conn(options="-c client_encoding=LATIN1")
+    l.execute("SELECT ext_listen('enc')")
+    n = conn()
+    n.execute("SELECT ext_notify('enc', 'año')")
+    n.execute("SELECT ext_notify('enc', 'price: €')")   # no € in LATIN1
+    n.execute("SELECT ext_notify('enc', 'after')")
+    got = []
+    deadline = time.time() + 2
+    while len(got) < 2 and time.time() < deadline:
+        select.select([l.fileno()], [], [], 0.5)
+        l.pgconn.consume_input()
+        while True:
+            x = l.pgconn.notifies()
+            if x is None:
+                break
+            got.append(x.extra)
+    check("payload converted to client encoding", got[:1] == ["año".encode("latin1")], got)
+    check("unconvertible payload skipped, connection intact, next delivered",
+          got[1:] == [b"after"], got)
+    check("session still usable", l.execute("SELECT 1").fetchone()[0] == 1)
+    l.close()
+    n.close()
+
+
+def main():
+    for t in (test_wire_order, test_database_local, test_queue_full,
+              test_listener_cleanup, test_client_encoding):
+        try:
+            t()
+        except Exception as e:     # a crash in a test is a failure, not a pass
+            failures.append(t.__name__)
+            print("not ok - %s raised %r" % (t.__name__, e))
+    print("1..%d" % (passed + len(failures)))
+    if failures:
+        print("FAILED: %s" % ", ".join(failures))
+        sys.exit(1)
+    print("all %d session tests passed" % passed)
+
+
+if __name__ == "__main__":
+    main()
