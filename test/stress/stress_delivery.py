@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""Concurrency stress test of notify_ext delivery.
+
+Several notifier processes run transactions of 1-5 notifications on random
+channels, some with savepoints rolled back, some aborted whole.  Listener
+processes listen on different channel sets; some of them sit in transactions
+now and then, some UNLISTEN and LISTEN again (those only check order).  At
+the end every listener must have received exactly the committed
+notifications of its channels, each once, with the order of each
+transaction kept, each sender's transactions in order, and every pair of
+listeners must agree on the order of the transactions they both saw.
+
+usage: stress_delivery.py [seconds] [notifiers] [listeners]
+Connection from PGHOST/PGPORT/PGUSER/PGDATABASE.  Exits 1 on failure.
+"""
+import json
+import multiprocessing as mp
+import os
+import random
+import select
+import sys
+import time
+
+import psycopg
+
+DSN = dict(host=os.environ.get("PGHOST", "/tmp"), port=os.environ.get("PGPORT", "5432"),
+           user=os.environ.get("PGUSER", "postgres"), dbname=os.environ.get("PGDATABASE", "postgres"))
+CHANNELS = ["sa", "sb", "sc"]
+LISTENER_SETS = [["sa"], ["sb"], ["sa", "sb"], ["sa", "sb", "sc"], ["sc"], ["nobody_sends_here"]]
+
+
+def notifier(idx, seconds, out):
+    rnd = random.Random(idx * 7919)
+    c = psycopg.connect(**DSN, autocommit=True)
+    committed = []
+    deadline = time.time() + seconds
+    tx = 0
+    while time.time() < deadline:
+        tx += 1
+        n = rnd.randint(1, 5)
+        msgs = []
+        fate = rnd.random()
+        with c.transaction(force_rollback=(fate < 0.15)):
+            for i in range(n):
+                ch = rnd.choice(CHANNELS)
+                payload = "%d:%d:%d" % (idx, tx, i)
+                if rnd.random() < 0.2:
+                    # a savepoint that is rolled back: dropped
+                    try:
+                        with c.transaction():
+                            c.execute("SELECT ext_notify(%s, %s)", (ch, payload + ":dropped"))
+                            raise RuntimeError("rollback savepoint")
+                    except RuntimeError:
+                        pass
+                c.execute("SELECT ext_notify(%s, %s)", (ch, payload))
+                if rnd.random() < 0.2:
+                    c.execute("SELECT ext_notify(%s, %s)", (ch, payload))   # duplicate: folded
+                msgs.append((ch, payload))
+        if fate >= 0.15:
+            committed.append(msgs)
+    c.close()
+    out.put(("notifier", idx, committed))
+
+
+def listener(idx, channels, seconds, ready, out):
+    rnd = random.Random(idx * 104729)
+    c = psycopg.connect(**DSN, autocommit=True)
+    got = []
+    c.add_notify_handler(lambda n: got.append((n.channel, n.payload, n.pid)))
+    for ch in channels:
+        c.execute("SELECT ext_listen(%s)", (ch,))
+    ready.put(idx)
+    deadline = time.time() + seconds + 3   # drain for a while after the notifiers
+    while time.time() < deadline:
+        r = rnd.random()
+        if r < 0.05:
+            # sit in a transaction for a moment: nothing arrives until it ends
+            c.autocommit = False
+            c.execute("SELECT 1")
+            before = len(got)
+            time.sleep(rnd.random() * 0.05)
+            c.execute("SELECT 2")
+            if len(got) != before:
+                out.put(("error", idx, "notification delivered inside a transaction"))
+            c.commit()
+            c.autocommit = True
+        else:
+            select.select([c.fileno()], [], [], 0.02)
+            c.pgconn.consume_input()
+            while True:
+                n = c.pgconn.notifies()
+                if n is None:
+                    break
+                got.append((n.relname.decode(), n.extra.decode(), n.be_pid))
+    c.close()
+    out.put(("listener", idx, channels, got))
+
+
+def verify(committed, received):
+    errors = []
+    # committed[(sender, tx)] = list of (channel, payload)
+    for (lidx, channels, got) in received:
+        chs = set(channels)
+        want = set()
+        for msgs in committed.values():
+            for ch, p in msgs:
+                if ch in chs:
+                    want.add((ch, p))
+        have = [(ch, p) for ch, p, _ in got]
+        if len(have) != len(set(have)):
+            errors.append("listener %d got duplicates" % lidx)
+        extra = set(have) - want
+        missing = want - set(have)
+        if extra:
+            errors.append("listener %d got %d unexpected, e.g. %s" % (lidx, len(extra), sorted(extra)[:3]))
+        if missing:
+            errors.append("listener %d missed %d, e.g. %s" % (lidx, len(missing), sorted(missing)[:3]))
+        # per-sender transaction order and in-transaction order
+        last = {}
+        for ch, p in have:
+            s, tx, i = (int(x) for x in p.split(":")[:3])
+            if (s in last) and (tx, i) < last[s]:
+                errors.append("listener %d: order broken for sender %d at %s" % (lidx, s, p))
+                break
+            last[s] = (tx, i)
+    # all listeners agree on the order of transactions they share
+    orders = []
+    for (lidx, channels, got) in received:
+        seq = []
+        for ch, p, _ in got:
+            key = tuple(p.split(":")[:2])
+            if not seq or seq[-1] != key:
+                seq.append(key)
+        orders.append((lidx, seq))
+    for a in range(len(orders)):
+        for b in range(a + 1, len(orders)):
+            la, sa = orders[a]
+            lb, sb = orders[b]
+            common = set(sa) & set(sb)
+            fa = [k for k in sa if k in common]
+            fb = [k for k in sb if k in common]
+            if fa != fb:
+                errors.append("listeners %d and %d disagree on transaction order" % (la, lb))
+    return errors
+
+
+def main():
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10
+    nnot = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    nlis = int(sys.argv[3]) if len(sys.argv) > 3 else len(LISTENER_SETS)
+    out = mp.Queue()
+    ready = mp.Queue()
+    listeners = []
+    for i in range(nlis):
+        p = mp.Process(target=listener, args=(i, LISTENER_SETS[i % len(LISTENER_SETS)], seconds, ready, out))
+        p.start()
+        listeners.append(p)
+    for _ in range(nlis):
+        ready.get(timeout=30)
+    notifiers = [mp.Process(target=notifier, args=(i, seconds, out)) for i in range(nnot)]
+    for p in notifiers:
+        p.start()
+    committed = {}
+    received = []
+    errors = []
+    for _ in range(nnot + nlis):
+        msg = out.get(timeout=seconds + 60)
+        while msg[0] == "error":
+            errors.append("listener %d: %s" % (msg[1], msg[2]))
+            msg = out.get(timeout=seconds + 60)
+        if msg[0] == "notifier":
+            for t, msgs in enumerate(msg[2]):
+                committed[(msg[1], t)] = msgs
+        else:
+            received.append(msg[1:])
+    for p in notifiers + listeners:
+        p.join()
+    errors += verify(committed, received)
+    total_sent = sum(len(m) for m in committed.values())
+    total_recv = sum(len(g) for _, _, g in received)
+    print("stress: %d notifiers, %d listeners, %.0f s: %d committed transactions, "
+          "%d notifications, %d deliveries" % (nnot, nlis, seconds, len(committed), total_sent, total_recv))
+    if errors:
+        for e in errors[:20]:
+            print("FAIL:", e)
+        sys.exit(1)
+    print("stress: ok")
+
+
+if __name__ == "__main__":
+    main()
