@@ -8,7 +8,7 @@ OBJS = \
 	src/xact.o \
 	src/deliver.o \
 	src/sqlapi.o \
-	src/utility.o
+	src/intercept.o
 
 EXTENSION = notify_ext
 DATA = notify_ext--1.0.sql

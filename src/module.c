@@ -187,6 +187,8 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	ne_intercept_init();		/* notify_ext.intercept and its hooks */
+
 	MarkGUCPrefixReserved("notify_ext");
 
 	prev_shmem_request_hook = shmem_request_hook;
@@ -195,5 +197,4 @@ _PG_init(void)
 	shmem_startup_hook = ne_shmem_startup;
 
 	ne_xact_init();
-	ne_utility_init();
 }

@@ -230,7 +230,8 @@ extern void ne_signal_listeners(const int *slots, int n);
 /* sqlapi.c */
 extern void ne_validate_channel(const char *channel);
 
-/* utility.c */
-extern void ne_utility_init(void);
+/* intercept.c */
+extern bool ne_intercept;
+extern void ne_intercept_init(void);
 
 #endif							/* NOTIFY_EXT_H */
