@@ -8,7 +8,8 @@ OBJS = \
 	src/xact.o \
 	src/deliver.o \
 	src/sqlapi.o \
-	src/intercept.o
+	src/intercept.o \
+	src/trigger.o
 
 EXTENSION = notify_ext
 DATA = notify_ext--1.0.sql

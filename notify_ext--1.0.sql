@@ -70,3 +70,11 @@ COMMENT ON FUNCTION ext_listeners() IS
 
 REVOKE ALL ON FUNCTION ext_listeners() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ext_listeners() TO pg_monitor;
+
+CREATE FUNCTION ext_notify_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'ext_notify_trigger'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION ext_notify_trigger() IS
+'trigger function: notify a JSON description of each changed row (FOR EACH ROW) or statement (FOR EACH STATEMENT) on the channel given as first argument, else the table name';
