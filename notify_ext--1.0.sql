@@ -78,3 +78,13 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION ext_notify_trigger() IS
 'trigger function: notify a JSON description of each changed row (FOR EACH ROW) or statement (FOR EACH STATEMENT) on the channel given as first argument, else the table name';
+
+CREATE FUNCTION ext_notification_stats(OUT notifications_committed bigint,
+                                       OUT batches_queued bigint,
+                                       OUT notifications_queued bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'ext_notification_stats'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION ext_notification_stats() IS
+'counters since server start: notifications committed, and batches and notifications written to the queue (those with a listener)';

@@ -114,6 +114,7 @@ ne_shmem_startup(void)
 		ne_shared->lastFullWarn = 0;
 		ne_shared->batchesPublished = 0;
 		ne_shared->notificationsPublished = 0;
+		pg_atomic_init_u64(&ne_shared->notificationsCommitted, 0);
 		for (int i = 0; i < MaxBackends; i++)
 		{
 			ne_shared->slots[i].pid = 0;

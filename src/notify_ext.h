@@ -117,6 +117,7 @@ typedef struct NotifyExtShared
 	/* counters, for monitoring and benchmarks (under queueLock) */
 	uint64		batchesPublished;
 	uint64		notificationsPublished;
+	pg_atomic_uint64 notificationsCommitted;	/* incl. those nobody read */
 	NotifyExtSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } NotifyExtShared;
 

@@ -13,6 +13,7 @@
 #include "notify_ext.h"
 
 #include "fmgr.h"
+#include "access/htup_details.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -29,6 +30,7 @@ PG_FUNCTION_INFO_V1(ext_unlisten_all);
 PG_FUNCTION_INFO_V1(ext_listening_channels);
 PG_FUNCTION_INFO_V1(ext_notification_queue_usage);
 PG_FUNCTION_INFO_V1(ext_listeners);
+PG_FUNCTION_INFO_V1(ext_notification_stats);
 
 /*
  * Core's rules for a channel name: not empty, shorter than NAMEDATALEN,
@@ -174,4 +176,27 @@ ext_listeners(PG_FUNCTION_ARGS)
 	}
 	list_free_deep(listeners);
 	return (Datum) 0;
+}
+
+/*
+ * ext_notification_stats(): cluster-wide counters since server start.
+ */
+Datum
+ext_notification_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	ne_check_preloaded();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	values[0] = Int64GetDatum((int64) pg_atomic_read_u64(&ne_shared->notificationsCommitted));
+	LWLockAcquire(ne_shared->queueLock, LW_SHARED);
+	values[1] = Int64GetDatum((int64) ne_shared->batchesPublished);
+	values[2] = Int64GetDatum((int64) ne_shared->notificationsPublished);
+	LWLockRelease(ne_shared->queueLock);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -348,6 +348,8 @@ ne_pre_commit(void)
 static void
 ne_commit(void)
 {
+	if (npending > 0)
+		pg_atomic_fetch_add_u64(&ne_shared->notificationsCommitted, npending);
 	if (publishedPos != NE_INVALID_POS)
 	{
 		ne_queue_set_state(publishedPos, NE_BATCH_COMMITTED);
