@@ -91,23 +91,31 @@ ne_deliver_prepare(void)
 }
 
 /*
- * Is there possibly something for us?  (An unlocked hint; see notify_ext.h.)
+ * Deliver whatever may be waiting for us: called right before
+ * ReadyForQuery('I') and from the empty transaction of an idle wake-up.
+ * The signaled flag is cleared before wakeupPos is looked at, so a batch
+ * published after this look finds the flag clear and signals us again.
  */
-bool
-ne_deliver_pending(void)
+void
+ne_deliver_if_pending(bool flush)
 {
-	int			slot = ne_my_slot();
+	int			slotno = ne_my_slot();
+	NotifyExtSlot *slot;
 
-	if (!ne_slot_active || slot < 0)
-		return false;
-	return pg_atomic_read_u64(&ne_shared->slots[slot].wakeupPos) != NE_INVALID_POS;
+	if (!ne_slot_active || slotno < 0)
+		return;
+	slot = &ne_shared->slots[slotno];
+	pg_atomic_write_u32(&slot->signaled, 0);
+	pg_memory_barrier();
+	if (pg_atomic_read_u64(&slot->wakeupPos) != NE_INVALID_POS)
+		ne_deliver(flush);
 }
 
 static int
 ne_putmessage(char msgtype, const char *s, size_t len)
 {
-	if (msgtype == 'Z' && len == 1 && s[0] == 'I' && ne_deliver_pending())
-		ne_deliver(false);
+	if (msgtype == 'Z' && len == 1 && s[0] == 'I')
+		ne_deliver_if_pending(false);
 	return ne_prev_methods->putmessage(msgtype, s, len);
 }
 
@@ -312,17 +320,22 @@ ne_deliver(bool flush)
 
 /*
  * Wake the listeners of a batch that just ended.  Runs in the commit and
- * abort callbacks: a failed signal (backend gone) is ignored.
+ * abort callbacks: a failed signal (backend gone) is ignored.  A listener
+ * that has a wake-up pending and has not started draining yet will see
+ * this batch too, so it is not signalled again.
  */
 void
 ne_signal_listeners(const int *slots, int n)
 {
+	pg_memory_barrier();
 	for (int i = 0; i < n; i++)
 	{
-		int			pid = ne_shared->slots[slots[i]].pid;
+		NotifyExtSlot *slot = &ne_shared->slots[slots[i]];
+		int			pid = slot->pid;
 
-		if (pid != 0)
-			(void) SendProcSignal(pid, PROCSIG_CATCHUP_INTERRUPT,
-								  (BackendId) (slots[i] + 1));
+		if (pid == 0 || pg_atomic_exchange_u32(&slot->signaled, 1) != 0)
+			continue;
+		(void) SendProcSignal(pid, PROCSIG_CATCHUP_INTERRUPT,
+							  (BackendId) (slots[i] + 1));
 	}
 }

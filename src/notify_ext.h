@@ -72,6 +72,9 @@
  *	  A slot's wakeupPos is written under queueLock exclusive; it may be
  *	  read without lock as a hint (a stale read is corrected by the wake-up
  *	  signal that follows every change made by another backend).
+ *	  A slot's signaled flag is set (atomic exchange) by whoever sends it a
+ *	  wake-up, and cleared by the listener before each drain: one signal is
+ *	  enough for everything committed before that drain reads the queue.
  *
  *-------------------------------------------------------------------------
  */
@@ -102,6 +105,7 @@ typedef struct NotifyExtSlot
 	int			pid;			/* 0 if the backend is not listening */
 	Oid			dboid;
 	pg_atomic_uint64 wakeupPos; /* oldest batch naming us, or INVALID */
+	pg_atomic_uint32 signaled;	/* a wake-up is on its way, not yet drained */
 } NotifyExtSlot;
 
 typedef struct NotifyExtShared
@@ -223,7 +227,7 @@ extern void ne_add_listen_action(int action, const char *channel);
 
 /* deliver.c */
 extern void ne_deliver_prepare(void);
-extern bool ne_deliver_pending(void);
+extern void ne_deliver_if_pending(bool flush);
 extern void ne_deliver(bool flush);
 extern void ne_deliver_reset_resume(void);
 extern void ne_signal_listeners(const int *slots, int n);

@@ -20,6 +20,7 @@
 #include "notify_ext.h"
 
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "utils/timestamp.h"
 
 #define NE_QUEUE_FULL_WARN_INTERVAL 5000	/* ms between warnings */
@@ -263,19 +264,23 @@ ne_queue_publish(NePendingNotify **notifies, int n, int *wakeSlots, int *nwake)
 	ne_shared->notificationsPublished += n;
 
 	/* point the interested listeners at this batch, collect whom to wake */
-	for (int i = 0; i < ne_shared->nslots; i++)
+	for (int w = 0; w < ne_shared->bitmapWords; w++)
 	{
-		NotifyExtSlot *slot;
+		uint64		bits = bitmap[w];
 
-		if ((bitmap[i / 64] & (UINT64CONST(1) << (i % 64))) == 0)
-			continue;
-		slot = &ne_shared->slots[i];
-		if (slot->pid == 0 || slot->dboid != MyDatabaseId)
-			continue;
-		if (pg_atomic_read_u64(&slot->wakeupPos) == NE_INVALID_POS)
-			pg_atomic_write_u64(&slot->wakeupPos, pos);
-		if (i != mySlot)
-			wakeSlots[(*nwake)++] = i;
+		while (bits != 0)
+		{
+			int			i = w * 64 + pg_rightmost_one_pos64(bits);
+			NotifyExtSlot *slot = &ne_shared->slots[i];
+
+			bits &= bits - 1;
+			if (slot->pid == 0 || slot->dboid != MyDatabaseId)
+				continue;
+			if (pg_atomic_read_u64(&slot->wakeupPos) == NE_INVALID_POS)
+				pg_atomic_write_u64(&slot->wakeupPos, pos);
+			if (i != mySlot)
+				wakeSlots[(*nwake)++] = i;
+		}
 	}
 
 	/* like core, warn (at most every 5 s) once the queue is half full */

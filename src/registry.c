@@ -187,6 +187,7 @@ ne_registry_add(char **channels, int n)
 		slot->pid = MyProcPid;
 		slot->dboid = MyDatabaseId;
 		pg_atomic_write_u64(&slot->wakeupPos, NE_INVALID_POS);
+		pg_atomic_write_u32(&slot->signaled, 0);
 		LWLockRelease(ne_shared->queueLock);
 		ne_slot_active = true;
 		ne_deliver_reset_resume();

@@ -319,9 +319,8 @@ ne_pre_commit(void)
 	 * registered, so nothing is consumed for a channel not yet committed.
 	 */
 	if (ne_slot_active && debug_query_string == NULL &&
-		whereToSendOutput == DestRemote && !IsTransactionBlock() &&
-		ne_deliver_pending())
-		ne_deliver(true);
+		whereToSendOutput == DestRemote && !IsTransactionBlock())
+		ne_deliver_if_pending(true);
 
 	if (npending == 0 && nactions == 0)
 		return;
