@@ -22,3 +22,6 @@ PG_CFLAGS = -Wall -Wextra
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every object depends on the shared header (struct layouts in shared memory)
+$(OBJS): src/notify_ext.h
