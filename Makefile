@@ -13,6 +13,9 @@ OBJS = \
 
 EXTENSION = notify_ext
 DATA = notify_ext--1.0.sql
+# pg_regress suites (sql/, expected/), in order; scripts/test.sh runs them
+REGRESS = notify_ext queue_full intercept
+
 PGFILEDESC = "notify_ext - transactional LISTEN/NOTIFY in a preloaded extension"
 
 # -Wextra for our code; PostgreSQL's own headers are included as system
@@ -25,3 +28,7 @@ include $(PGXS)
 
 # every object depends on the shared header (struct layouts in shared memory)
 $(OBJS): src/notify_ext.h
+
+# the pg_regress suites, for scripts/test.sh
+print-regress:
+	@echo $(REGRESS)

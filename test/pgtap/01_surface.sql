@@ -1,0 +1,72 @@
+-- The installed surface of notify_ext: functions, signatures, volatility,
+-- parallel safety, privileges, settings.
+BEGIN;
+SELECT plan(44);
+
+SELECT has_extension('notify_ext');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'notify_ext'), '1.0', 'version 1.0');
+
+SELECT has_function('ext_notify', ARRAY['text', 'text']);
+SELECT has_function('ext_listen', ARRAY['text']);
+SELECT has_function('ext_unlisten', ARRAY['text']);
+SELECT has_function('ext_unlisten_all', ARRAY[]::text[]);
+SELECT has_function('ext_listening_channels', ARRAY[]::text[]);
+SELECT has_function('ext_notification_queue_usage', ARRAY[]::text[]);
+SELECT has_function('ext_notify_trigger', ARRAY[]::text[]);
+SELECT has_function('ext_listeners', ARRAY[]::text[]);
+SELECT has_function('ext_notification_stats', ARRAY[]::text[]);
+
+SELECT function_returns('ext_notify', ARRAY['text', 'text'], 'void');
+SELECT function_returns('ext_listen', ARRAY['text'], 'void');
+SELECT function_returns('ext_unlisten', ARRAY['text'], 'void');
+SELECT function_returns('ext_unlisten_all', ARRAY[]::text[], 'void');
+SELECT function_returns('ext_listening_channels', ARRAY[]::text[], 'setof text');
+SELECT function_returns('ext_notification_queue_usage', ARRAY[]::text[], 'double precision');
+SELECT function_returns('ext_notify_trigger', ARRAY[]::text[], 'trigger');
+
+SELECT volatility_is('ext_notify', ARRAY['text', 'text'], 'volatile');
+SELECT volatility_is('ext_listen', ARRAY['text'], 'volatile');
+SELECT volatility_is('ext_unlisten', ARRAY['text'], 'volatile');
+SELECT volatility_is('ext_unlisten_all', ARRAY[]::text[], 'volatile');
+SELECT volatility_is('ext_listening_channels', ARRAY[]::text[], 'volatile');
+SELECT volatility_is('ext_notification_queue_usage', ARRAY[]::text[], 'volatile');
+
+-- the payload defaults to NULL (an empty payload), as in pg_notify's use
+SELECT is((SELECT pg_get_function_arguments('ext_notify(text,text)'::regprocedure)),
+          'channel text, payload text DEFAULT NULL::text', 'payload defaults to NULL');
+
+-- no function that queues or listens may run in a parallel worker
+SELECT is((SELECT count(*)::int FROM pg_proc
+            WHERE proname IN ('ext_notify', 'ext_listen', 'ext_unlisten', 'ext_unlisten_all')
+              AND proparallel <> 'u'), 0, 'queueing functions are PARALLEL UNSAFE');
+
+-- privileges: the API is open to everybody, the listener table is not
+CREATE ROLE tap_plain_user;
+SELECT ok(has_function_privilege('tap_plain_user', 'ext_notify(text,text)', 'EXECUTE'), 'PUBLIC may ext_notify');
+SELECT ok(has_function_privilege('tap_plain_user', 'ext_listen(text)', 'EXECUTE'), 'PUBLIC may ext_listen');
+SELECT ok(has_function_privilege('tap_plain_user', 'ext_unlisten(text)', 'EXECUTE'), 'PUBLIC may ext_unlisten');
+SELECT ok(has_function_privilege('tap_plain_user', 'ext_unlisten_all()', 'EXECUTE'), 'PUBLIC may ext_unlisten_all');
+SELECT ok(has_function_privilege('tap_plain_user', 'ext_listening_channels()', 'EXECUTE'), 'PUBLIC may list its channels');
+SELECT ok(has_function_privilege('tap_plain_user', 'ext_notification_queue_usage()', 'EXECUTE'), 'PUBLIC may read queue usage');
+SELECT ok(NOT has_function_privilege('tap_plain_user', 'ext_listeners()', 'EXECUTE'), 'PUBLIC may not read the listener table');
+SELECT ok(has_function_privilege('pg_monitor', 'ext_listeners()', 'EXECUTE'), 'pg_monitor may read the listener table');
+
+-- a plain user can use it
+SET ROLE tap_plain_user;
+SELECT lives_ok($$SELECT ext_notify('tap_chan', 'from a plain user')$$, 'a plain user can notify');
+SELECT lives_ok($$SELECT ext_listen('tap_chan')$$, 'a plain user can listen');
+RESET ROLE;
+
+-- settings
+SELECT is((SELECT context FROM pg_settings WHERE name = 'notify_ext.queue_size'), 'postmaster', 'queue_size is postmaster-level');
+SELECT is((SELECT unit FROM pg_settings WHERE name = 'notify_ext.queue_size'), 'kB', 'queue_size is a memory setting');
+SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'notify_ext.queue_size'), '16384', 'queue_size defaults to 16MB');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'notify_ext.max_channels'), 'postmaster', 'max_channels is postmaster-level');
+SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'notify_ext.max_channels'), '4096', 'max_channels defaults to 4096');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'notify_ext.intercept'), 'superuser', 'intercept: superusers only');
+SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'notify_ext.intercept'), 'off', 'intercept is off by default');
+
+SELECT ok(ext_notification_queue_usage() BETWEEN 0 AND 1, 'queue usage is a fraction');
+
+SELECT * FROM finish();
+ROLLBACK;
