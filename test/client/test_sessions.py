@@ -77,14 +77,17 @@ def wait_notifies(c, n, timeout=2.0):
 class Raw:
     """A minimal frontend: trust auth, then the message types it reads."""
 
-    def __init__(self, dbname=DB):
+    def __init__(self, dbname=DB, options=None):
         if PGHOST.startswith("/"):
             self.s = socket.socket(socket.AF_UNIX)
             self.s.connect(os.path.join(PGHOST, ".s.PGSQL.%s" % PGPORT))
         else:
             self.s = socket.create_connection((PGHOST, int(PGPORT)))
         body = struct.pack("!i", 196608)
-        for k, v in (("user", PGUSER), ("database", dbname)):
+        params = [("user", PGUSER), ("database", dbname)]
+        if options:
+            params.append(("options", options))
+        for k, v in params:
             body += k.encode() + b"\0" + v.encode() + b"\0"
         body += b"\0"
         self.s.sendall(struct.pack("!i", len(body) + 4) + body)
@@ -159,6 +162,27 @@ def test_wire_order():
     check("nothing in an aborted block", "A" not in seq and st == b"E", seq)
     seq, st = r.query("ROLLBACK")
     check("at ROLLBACK of an aborted block: C A Z", seq == ["C", "A", "Z"], seq)
+    other.close()
+    r.s.close()
+
+
+def test_dropin_extended_protocol():
+    """Drop-in mode through the extended protocol (Parse/Bind/Execute/Sync)."""
+    r = Raw(options="-c notify_ext.intercept=on")
+    seq, _ = r.extended("LISTEN dropin_ext")
+    check("extended LISTEN under intercept", seq[-2:] == ["C", "Z"], seq)
+    seq, _ = r.extended("NOTIFY dropin_ext, 'extended NOTIFY'")
+    check("extended NOTIFY self-notify: C A Z", seq[-3:] == ["C", "A", "Z"], seq)
+    seq, _ = r.extended("SELECT pg_notify('dropin_ext', 'extended pg_notify')")
+    check("extended pg_notify self-notify: ... C A Z", seq[-3:] == ["C", "A", "Z"], seq)
+    seq, _ = r.extended("SELECT count(*) FROM ext_listening_channels() WHERE ext_listening_channels = 'dropin_ext'")
+    check("the LISTEN went to notify_ext", "D" in seq, seq)
+    other = conn()
+    other.execute("SELECT ext_notify('dropin_ext', 'from ext_notify')")
+    time.sleep(0.2)
+    r.s.settimeout(2)
+    t, p = r.read()
+    check("idle raw listener receives from another session", t == "A" and b"from ext_notify" in p, (t, p))
     other.close()
     r.s.close()
 
@@ -315,7 +339,7 @@ def test_client_encoding():
 
 
 def main():
-    for t in (test_wire_order, test_database_local, test_queue_full,
+    for t in (test_wire_order, test_dropin_extended_protocol, test_database_local, test_queue_full,
               test_listener_cleanup, test_client_encoding):
         try:
             t()
