@@ -1,139 +1,412 @@
 #!/usr/bin/env bash
-# The test command: installs what it needs, builds warning-free, installs,
-# starts a throwaway cluster with notify_ext preloaded and runs every suite.
-# Exits non-zero if any suite fails.  STRESS_SECONDS (default 20) sets the
-# length of each stress round; STRESS_ROUNDS (default 3) their number.
+#
+# scripts/test.sh [SUITE...]: the test command.
+#
+# Installs what is missing (apt-get), builds notify_ext (any compiler
+# warning fails), installs it, starts a throwaway cluster with notify_ext
+# preloaded in a mktemp directory, runs every suite, prints a summary and
+# exits non-zero if anything failed.  Suites, and the files they pick up:
+#
+#   regress    pg_regress: the Makefile's REGRESS order, then any other sql/*.sql
+#   isolation  pg_isolation_regress: test/isolation/specs/*.spec, then
+#              test/isolation/check-core-reference.sh (if present)
+#   pgtap      pg_prove: test/pgtap/*.sql
+#   client     test/client/*.c (built with test/client/Makefile), *.py, *.sh
+#   golang     test/golang/*.sh
+#   nopreload  a second cluster without shared_preload_libraries, where
+#              CREATE EXTENSION must fail with SQLSTATE 55000 and a hint
+#   stress     test/stress/*.sh (executable ones) and *.py
+#   serverlog  the main cluster's log has no crash, PANIC or assertion failure
+#
+# With SUITE arguments only those run (serverlog always).  Programs print
+# TAP lines ("ok ...", "not ok ...") or "N passed, M failed" lines and are
+# counted by them; otherwise a program is one test, judged by its exit
+# status.  Environment:
+#   KEEP=1              keep the temporary directory (clusters stopped)
+#   NE_SKIP_DEPS=1      do not check/install packages
+#   NE_SKIP_BUILD=1     do not build and install (use what is installed)
+#   NE_TEST_PORT        port of the main cluster (default 55432; +1 for nopreload)
+#   NE_SUITE_TIMEOUT    seconds per program (default 900)
+#   STRESS_SECONDS      length of one stress round of a *.py (default 20)
+#   STRESS_ROUNDS       rounds per stress *.py (default 3, more listeners each)
+#   NE_SUMMARY_FILE     also write the closing "N passed, M failed" line there
 set -euo pipefail
-. "$(dirname "$0")/lib.sh"
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$NE_ROOT"
 
-ne_install_deps
-ne_build_install
+ALL_SUITES=(regress isolation pgtap client golang nopreload stress)
+if [ $# -gt 0 ]; then
+	for s in "$@"; do
+		[[ " ${ALL_SUITES[*]} " == *" $s "* ]] ||
+			ne_die "unknown suite '$s' (suites: ${ALL_SUITES[*]})"
+	done
+	SELECTED=" $* "
+else
+	SELECTED=" ${ALL_SUITES[*]} "
+fi
+selected() { [[ $SELECTED == *" $1 "* ]]; }
 
-work=$(mktemp -d /tmp/notify_ext_test.XXXXXX)
-chmod 755 "$work"
-out=$work/out
-mkdir -p "$out"
+PORT=${NE_TEST_PORT:-55432}
+SUITE_TIMEOUT=${NE_SUITE_TIMEOUT:-900}
+STRESS_SECONDS=${STRESS_SECONDS:-20}
+STRESS_ROUNDS=${STRESS_ROUNDS:-3}
+
+# ------------------------------------------------------------ bookkeeping
+ROWS=()        # "name|tests|failed|note"
+TOTAL_RUN=0
+TOTAL_FAILED=0
+
+# record NAME TESTS FAILED [NOTE]
+record() {
+	ROWS+=("$1|$2|$3|${4:-}")
+	TOTAL_RUN=$((TOTAL_RUN + $2))
+	TOTAL_FAILED=$((TOTAL_FAILED + $3))
+	if [ "$3" -eq 0 ]; then
+		ne_log "$1: $2 tests, all passed${4:+ ($4)}"
+	else
+		ne_log "$1: $2 tests, $3 FAILED${4:+ ($4)}"
+	fi
+}
+
+summary() {
+	local row name n f note status
+	ne_say "summary"
+	printf '%-38s %6s %7s  %s\n' suite tests failed result
+	for row in "${ROWS[@]}"; do
+		IFS='|' read -r name n f note <<<"$row"
+		if [ "$f" -eq 0 ]; then status=ok; else status=FAILED; fi
+		printf '%-38s %6d %7d  %s%s\n' "$name" "$n" "$f" "$status" "${note:+ ($note)}"
+	done
+	echo
+	local line="total: $((TOTAL_RUN - TOTAL_FAILED)) passed, $TOTAL_FAILED failed"
+	[ -z "${NE_SUMMARY_FILE:-}" ] || echo "$line" >"$NE_SUMMARY_FILE"
+	echo "$line"
+}
+
+# run_logged LOG CMD...: run CMD (bounded by SUITE_TIMEOUT), its output
+# shown and kept in LOG; returns CMD's exit status (124: timed out).
+run_logged() {
+	local log=$1 rc
+	shift
+	set +e
+	timeout -k 30 "$SUITE_TIMEOUT" "$@" </dev/null 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "TIMEOUT: '$*' did not finish within ${SUITE_TIMEOUT}s" | tee -a "$log"
+	fi
+	return "$rc"
+}
+
+# count_program NAME LOG RC: record a program's result from its output:
+# TAP lines if any, else "N passed, M failed" lines (summed), else one
+# test judged by RC.  A non-zero RC without any counted failure is one.
+count_program() {
+	local name=$1 log=$2 rc=$3 n f note=""
+	n=$(grep -cE '^(not )?ok\b' "$log" || true)
+	f=$(grep -cE '^not ok\b' "$log" || true)
+	if [ "$n" -eq 0 ]; then
+		read -r n f < <({ grep -oE '\b[0-9]+ passed, [0-9]+ failed\b' "$log" || true; } |
+			awk '{ p += $1; q += $3 } END { print p + q + 0, q + 0 }')
+	fi
+	if [ "$n" -eq 0 ]; then
+		n=1
+		if [ "$rc" -eq 0 ]; then f=0; else f=1; fi
+	elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		n=$((n + 1))
+		f=1
+	fi
+	[ "$rc" -eq 0 ] || note="exit status $rc"
+	record "$name" "$n" "$f" "$note"
+}
+
+# run_program NAME CMD...: run_logged + count_program
+run_program() {
+	local name=$1 log rc=0
+	shift
+	log=$OUT/$(echo "$name" | tr '/ ' '__').log
+	ne_say "$name"
+	run_logged "$log" "$@" || rc=$?
+	count_program "$name" "$log" "$rc"
+}
+
+# count pg_regress / pg_isolation_regress result lines
+count_regress() {
+	local name=$1 log=$2 rc=$3 n f note=""
+	n=$(grep -cE '\.\.\. +(ok|FAILED|failed)' "$log" || true)
+	f=$(grep -cE '\.\.\. +(FAILED|failed)' "$log" || true)
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		n=$((n + 1))
+		f=1
+		note="exit status $rc"
+	fi
+	record "$name" "$n" "$f" "$note"
+}
+
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# a database set up the way pg_regress does it (it does not with --use-existing)
+fresh_db() {
+	local db=$1
+	psql_q -d postgres -c "SET client_min_messages = warning" \
+		-c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" \
+		-c "CREATE DATABASE \"$db\" TEMPLATE = template0"
+	psql_q -d postgres \
+		-c "ALTER DATABASE \"$db\" SET lc_messages TO 'C'" \
+		-c "ALTER DATABASE \"$db\" SET lc_monetary TO 'C'" \
+		-c "ALTER DATABASE \"$db\" SET lc_numeric TO 'C'" \
+		-c "ALTER DATABASE \"$db\" SET lc_time TO 'C'" \
+		-c "ALTER DATABASE \"$db\" SET bytea_output TO 'hex'" \
+		-c "ALTER DATABASE \"$db\" SET timezone_abbreviations TO 'Default'"
+}
+
+# ------------------------------------------------------- deps, build, cluster
+extra_pkgs=()
+if selected golang && compgen -G "test/golang/*.sh" >/dev/null; then
+	extra_pkgs+=(golang-go golang-github-lib-pq-dev) # test/golang/run-lib-pq-tests.sh
+fi
+if [ "${NE_SKIP_DEPS:-0}" != 1 ]; then
+	ne_say "dependencies"
+	ne_install_deps "${extra_pkgs[@]}"
+fi
+
+WORK=$(mktemp -d /tmp/notify_ext_test.XXXXXX)
+chmod 755 "$WORK"
+OUT=$WORK/out
+mkdir -p "$OUT"
+MAIN=$WORK/main
+NOLOAD=$WORK/nopreload
+# on any exit: stop the clusters, remove the directory (quietly: the
+# summary's closing line stays the last line of the output)
 cleanup() {
-	ne_stop_cluster "$work/noload"
-	ne_stop_cluster "$work/main"
-	if [ "${KEEP:-0}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
+	ne_stop_cluster "$NOLOAD" >/dev/null
+	ne_stop_cluster "$MAIN" >/dev/null
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-ne_say "starting a throwaway cluster in $work/main"
-ne_start_cluster "$work/main" 5471 "shared_preload_libraries = 'notify_ext'"
-psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION notify_ext"
+if [ "${NE_SKIP_BUILD:-0}" != 1 ]; then
+	ne_say "build and install"
+	if (ne_build_install); then
+		record build 1 0 "warning-free"
+	else
+		record build 1 1 "see the build output above"
+		summary
+		exit 1
+	fi
+fi
 
-PYTHON=/usr/bin/python3   # Debian's, with python3-psycopg
-results=()
-failed=0
-record() {      # record NAME STATUS DETAIL
-	results+=("$(printf '%-34s %-5s %s' "$1" "$2" "$3")")
-	[ "$2" = ok ] || failed=1
+ne_say "starting a throwaway cluster in $MAIN"
+ne_start_cluster "$MAIN" "$PORT"
+psql_q -d postgres -c "CREATE EXTENSION IF NOT EXISTS notify_ext"
+MAIN_ENV=("PGHOST=$PGHOST" "PGPORT=$PGPORT" "PGUSER=$PGUSER" "PGDATABASE=$PGDATABASE")
+
+# ------------------------------------------------------------- pg_regress
+suite_regress() {
+	local tests=() t f rc=0
+	# the Makefile's REGRESS gives the order; other sql/*.sql follow, sorted
+	read -r -a tests < <(make -s --no-print-directory print-regress 2>/dev/null || true)
+	for f in sql/*.sql; do
+		[ -e "$f" ] || continue
+		t=$(basename "$f" .sql)
+		if [[ " ${tests[*]} " != *" $t "* ]]; then
+			[ ${#tests[@]} -eq 0 ] || ne_warn "sql/$t.sql is not in the Makefile's REGRESS: run last"
+			tests+=("$t")
+		fi
+	done
+	ne_say "pg_regress (${tests[*]:-none})"
+	if [ ${#tests[@]} -eq 0 ]; then
+		record pg_regress 0 0 "no sql/*.sql"
+		return
+	fi
+	fresh_db contrib_regression
+	run_logged "$OUT/regress.log" "$NE_PG_REGRESS" --inputdir=. --outputdir="$OUT/regress" \
+		--use-existing --dbname=contrib_regression \
+		--host="$PGHOST" --port="$PGPORT" --user="$PGUSER" "${tests[@]}" || rc=$?
+	if [ "$rc" -ne 0 ] && [ -s "$OUT/regress/regression.diffs" ]; then
+		ne_say "pg_regress: regression.diffs"
+		cat "$OUT/regress/regression.diffs"
+	fi
+	count_regress pg_regress "$OUT/regress.log" "$rc"
 }
 
-# 1. pg_regress: sql/*.sql against expected/*.out
-ne_say "pg_regress"
-regress_tests=$(make -s --no-print-directory print-regress)
-for f in sql/*.sql; do     # every file in sql/ must be in REGRESS
-	t=$(basename "$f" .sql)
-	[[ " $regress_tests " == *" $t "* ]] || ne_die "sql/$t.sql is not listed in the Makefile's REGRESS"
-done
-if /usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
-	--inputdir=. --outputdir="$out/regress" --host="$PGHOST" --port="$PGPORT" \
-	--user=postgres --dbname=contrib_regression $regress_tests; then
-	record "pg_regress" ok "$(echo $regress_tests | wc -w) tests"
-else
-	cat "$out/regress/regression.diffs" || true
-	record "pg_regress" FAIL "see diffs above"
-fi
+# -------------------------------------------------------------- isolation
+suite_isolation() {
+	local specs=() f rc=0
+	for f in test/isolation/specs/*.spec; do
+		[ -e "$f" ] && specs+=("$(basename "$f" .spec)")
+	done
+	ne_say "isolation (${#specs[@]} specs)"
+	if [ ${#specs[@]} -eq 0 ]; then
+		record isolation 0 0 "no specs"
+		return
+	fi
+	fresh_db isolation_regression
+	run_logged "$OUT/isolation.log" "$NE_PG_ISOLATION_REGRESS" --inputdir=test/isolation \
+		--outputdir="$OUT/isolation" --use-existing --dbname=isolation_regression \
+		--host="$PGHOST" --port="$PGPORT" --user="$PGUSER" "${specs[@]}" || rc=$?
+	if [ "$rc" -ne 0 ] && [ -s "$OUT/isolation/regression.diffs" ]; then
+		ne_say "isolation: regression.diffs"
+		cat "$OUT/isolation/regression.diffs"
+	fi
+	count_regress isolation "$OUT/isolation.log" "$rc"
+	if [ -f test/isolation/check-core-reference.sh ]; then
+		run_program "isolation/check-core-reference.sh" bash test/isolation/check-core-reference.sh
+	fi
+}
 
-# 2. isolation specs, then their notification lines against core's
-ne_say "isolation"
-iso_tests=$(cd test/isolation/specs && ls ./*.spec | sed 's|^\./||; s|\.spec$||' | sort)
-if /usr/lib/postgresql/15/lib/pgxs/src/test/isolation/pg_isolation_regress \
-	--inputdir=test/isolation --outputdir="$out/isolation" --host="$PGHOST" \
-	--port="$PGPORT" --user=postgres --dbname=isolation_regression $iso_tests; then
-	record "isolation" ok "$(echo $iso_tests | wc -w) specs"
-else
-	cat "$out/isolation/regression.diffs" || true
-	record "isolation" FAIL "see diffs above"
-fi
-refout=$(test/isolation/check-core-reference.sh 2>&1) || true
-echo "$refout"
-refline=$(echo "$refout" | tail -1)
-if [[ $refline == "core reference:"* ]]; then
-	record "isolation vs core" ok "${refline#core reference: }"
-else
-	record "isolation vs core" FAIL "$refline"
-fi
+# ------------------------------------------------------------------ pgTAP
+suite_pgtap() {
+	local files=() f rc=0 n failed note=""
+	for f in test/pgtap/*.sql; do
+		[ -e "$f" ] && files+=("$f")
+	done
+	ne_say "pgTAP (${#files[@]} files)"
+	if [ ${#files[@]} -eq 0 ]; then
+		record pgTAP 0 0 "no test/pgtap/*.sql"
+		return
+	fi
+	psql_q -d postgres -c "SET client_min_messages = warning" \
+		-c "DROP DATABASE IF EXISTS tap WITH (FORCE)" -c "CREATE DATABASE tap"
+	psql_q -d tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION notify_ext"
+	run_logged "$OUT/pgtap.log" pg_prove --host "$PGHOST" --port "$PGPORT" \
+		--username "$PGUSER" --dbname tap "${files[@]}" || rc=$?
+	# (grep finding nothing is no error here)
+	n=$({ grep -oE 'Tests=[0-9]+' "$OUT/pgtap.log" || true; } | tail -n 1 | cut -d= -f2)
+	failed=$({ grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/pgtap.log" || true; } |
+		awk '{ split($2, a, "/"); s += a[1] } END { print s + 0 }')
+	n=${n:-0}
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		n=$((n + 1))
+		failed=1
+		note="exit status $rc"
+	fi
+	record pgTAP "$n" "$failed" "$note"
+}
 
-# 3. pgTAP
-ne_say "pgTAP"
-psql -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE tap"
-psql -X -q -v ON_ERROR_STOP=1 -d tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION notify_ext"
-if taplog=$(pg_prove -d tap test/pgtap/*.sql 2>&1); then
-	echo "$taplog"
-	record "pgTAP" ok "$(echo "$taplog" | grep -oE 'Tests=[0-9]+' | tail -1)"
-else
-	echo "$taplog"
-	record "pgTAP" FAIL "$(echo "$taplog" | tail -1)"
-fi
+# ------------------------------------------------------------ real clients
+suite_client() {
+	local f p bin=$OUT/client-bin rc=0
+	if compgen -G "test/client/*.c" >/dev/null; then
+		ne_say "client: building test/client/*.c"
+		if make -s -C test/client OUT="$bin" PG_CONFIG="$PG_CONFIG" >"$OUT/client-build.log" 2>&1; then
+			:
+		else
+			cat "$OUT/client-build.log"
+			record "client/build" 1 1 "test/client/*.c did not compile"
+			rc=1
+		fi
+		if [ "$rc" -eq 0 ]; then
+			for f in test/client/*.c; do
+				p=$(basename "$f" .c)
+				run_program "client/$p" env "${MAIN_ENV[@]}" "$bin/$p"
+			done
+		fi
+	fi
+	for f in test/client/*.py; do
+		[ -e "$f" ] || continue
+		[[ $(basename "$f") == _* ]] && continue
+		run_program "client/$(basename "$f")" env "${MAIN_ENV[@]}" "$NE_PYTHON" "$f"
+	done
+	for f in test/client/*.sh; do
+		[ -x "$f" ] || continue
+		run_program "client/$(basename "$f")" env "${MAIN_ENV[@]}" "$f"
+	done
+}
 
-# 4. real clients
-ne_say "clients"
-gcc -O2 -Wall -Wextra -o "$work/idle_listener" test/client/idle_listener.c \
-	-I"$($PG_CONFIG --includedir)" -L"$($PG_CONFIG --libdir)" -lpq
-for t in "$work/idle_listener" test/client/*.py test/client/*.sh; do
-	name=client/$(basename "$t")
-	case $t in *.py) cmd=("$PYTHON" "$t") ;; *) cmd=("$t") ;; esac
-	if log=$("${cmd[@]}" 2>&1); then
-		echo "$log" | tail -3
-		record "$name" ok "$(echo "$log" | tail -1)"
+# -------------------------------------------------------------------- Go
+suite_golang() {
+	local f
+	for f in test/golang/*.sh; do
+		[ -x "$f" ] || continue
+		run_program "golang/$(basename "$f")" env "${MAIN_ENV[@]}" "$f"
+	done
+}
+
+# ------------------------------------------- without shared_preload_libraries
+suite_nopreload() {
+	local out created alive rc=0 n=0 failed=0
+	local conn=("PGHOST=$NOLOAD" "PGPORT=$((PORT + 1))")
+	ne_say "nopreload: CREATE EXTENSION in a cluster without shared_preload_libraries"
+	if ! (ne_start_cluster "$NOLOAD" "$((PORT + 1))" "shared_preload_libraries = ''") \
+		>"$OUT/nopreload-start.log" 2>&1; then
+		cat "$OUT/nopreload-start.log"
+		record nopreload 1 1 "the second cluster did not start"
+		return
+	fi
+	out=$(env "${conn[@]}" psql -X -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -d postgres \
+		-c "CREATE EXTENSION notify_ext" 2>&1) || rc=$?
+	created=$(env "${conn[@]}" psql -X -qAt -d postgres \
+		-c "SELECT count(*) FROM pg_extension WHERE extname = 'notify_ext'" 2>&1 || true)
+	alive=$(env "${conn[@]}" psql -X -qAt -d postgres -c "SELECT 'alive'" 2>&1 || true)
+	ne_stop_cluster "$NOLOAD"
+	printf 'psql said:\n%s\n' "$out"
+	# tap DESCRIPTION CMD...: one TAP line for CMD's success
+	tap() {
+		local desc=$1
+		shift
+		n=$((n + 1))
+		if "$@"; then
+			echo "ok $n - $desc"
+		else
+			echo "not ok $n - $desc"
+			failed=$((failed + 1))
+		fi
+	}
+	tap "CREATE EXTENSION notify_ext fails (psql exit status $rc)" test "$rc" -ne 0
+	tap "with SQLSTATE 55000" grep -qE '^ERROR: +55000: ' <<<"$out"
+	tap "the error names shared_preload_libraries" grep -qE '^ERROR: .*shared_preload_libraries' <<<"$out"
+	tap "a HINT mentions shared_preload_libraries" grep -qE '^HINT: .*shared_preload_libraries' <<<"$out"
+	tap "the extension was not created (pg_extension count: $created)" test "$created" = 0
+	tap "the server still accepts connections" test "$alive" = alive
+	record nopreload "$n" "$failed"
+}
+
+# ----------------------------------------------------------------- stress
+suite_stress() {
+	local f i
+	for f in test/stress/*.sh; do
+		[ -x "$f" ] || continue
+		run_program "stress/$(basename "$f")" env "${MAIN_ENV[@]}" "$f"
+	done
+	for f in test/stress/*.py; do
+		[ -e "$f" ] || continue
+		[[ $(basename "$f") == _* ]] && continue
+		# usage: SCRIPT [seconds] [notifiers] [listeners]; more listeners each round
+		for i in $(seq 1 "$STRESS_ROUNDS"); do
+			run_program "stress/$(basename "$f") round $i" env "${MAIN_ENV[@]}" \
+				"$NE_PYTHON" "$f" "$STRESS_SECONDS" 4 $((6 + 3 * i))
+		done
+	done
+}
+
+# --------------------------------------------------------------- serverlog
+suite_serverlog() {
+	local log=$MAIN/log/postmaster.log bad
+	ne_say "serverlog: crashes, PANICs, assertion failures in $log"
+	bad=$(grep -nE 'PANIC:|TRAP:|terminated by signal|exited with exit code [2-9]|was terminated by exception|server process .* exited with' "$log" || true)
+	if [ -z "$bad" ]; then
+		record serverlog 1 0 "clean"
 	else
-		echo "$log"
-		record "$name" FAIL "$(echo "$log" | tail -1)"
+		printf '%s\n' "$bad" | head -n 40
+		record serverlog 1 1 "see the lines above"
+	fi
+}
+
+for s in "${ALL_SUITES[@]}"; do
+	if selected "$s"; then
+		"suite_$s"
 	fi
 done
+suite_serverlog
 
-# 5. Go lib/pq's notify_test.go, intercept on and off
-ne_say "Go lib/pq"
-if log=$(test/golang/run-lib-pq-tests.sh 2>&1); then
-	echo "$log"
-	record "lib/pq notify_test.go" ok "$(echo "$log" | grep -oE 'intercept=(on|off): [0-9]+ tests, [0-9]+ passed' | paste -sd';')"
-else
-	echo "$log"
-	record "lib/pq notify_test.go" FAIL "see above"
+if [ "$TOTAL_FAILED" -ne 0 ]; then
+	ne_say "last lines of the server log ($MAIN/log/postmaster.log)"
+	tail -n 60 "$MAIN/log/postmaster.log" || true
 fi
-
-# 6. stress rounds
-ne_say "stress"
-rounds=${STRESS_ROUNDS:-3}
-secs=${STRESS_SECONDS:-20}
-stress_ok=1
-for i in $(seq 1 "$rounds"); do
-	if ! "$PYTHON" test/stress/stress_delivery.py "$secs" 4 $((6 + 3 * i)); then stress_ok=0; fi
-done
-[ $stress_ok = 1 ] && record "stress" ok "$rounds rounds of ${secs}s" || record "stress" FAIL "see above"
-
-# 7. without shared_preload_libraries: a clear error with a hint
-ne_say "not preloaded"
-saved=("$PGHOST" "$PGPORT")
-ne_start_cluster "$work/noload" 5472
-msg=$(psql -X -d postgres -c "CREATE EXTENSION notify_ext" 2>&1 || true)
-state=$(psql -X -qAt -d postgres -c "SELECT 1 FROM pg_extension WHERE extname = 'notify_ext'")
-ne_stop_cluster "$work/noload"
-export PGHOST=${saved[0]} PGPORT=${saved[1]}
-echo "$msg"
-if [[ $msg == *"notify_ext must be loaded via shared_preload_libraries"* &&
-	$msg == *"HINT:  Add notify_ext to shared_preload_libraries in postgresql.conf"* && -z $state ]]; then
-	record "not preloaded" ok "CREATE EXTENSION refused with hint"
-else
-	record "not preloaded" FAIL "unexpected: $msg"
-fi
-
-ne_say "summary"
-printf '%s\n' "${results[@]}"
-if [ $failed = 0 ]; then echo "ALL SUITES PASSED"; else echo "SOME SUITES FAILED"; fi
-exit $failed
+ne_stop_cluster "$MAIN"
+[ "${KEEP:-0}" != 1 ] || ne_log "keeping $WORK (KEEP=1): server log in $MAIN/log, results in $OUT"
+summary
+[ "$TOTAL_FAILED" -eq 0 ]

@@ -1,7 +1,7 @@
 -- The installed surface of notify_ext: functions, signatures, volatility,
 -- parallel safety, privileges, settings.
 BEGIN;
-SELECT plan(44);
+SELECT plan(51);
 
 SELECT has_extension('notify_ext');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'notify_ext'), '1.0', 'version 1.0');
@@ -50,6 +50,27 @@ SELECT ok(has_function_privilege('tap_plain_user', 'ext_listening_channels()', '
 SELECT ok(has_function_privilege('tap_plain_user', 'ext_notification_queue_usage()', 'EXECUTE'), 'PUBLIC may read queue usage');
 SELECT ok(NOT has_function_privilege('tap_plain_user', 'ext_listeners()', 'EXECUTE'), 'PUBLIC may not read the listener table');
 SELECT ok(has_function_privilege('pg_monitor', 'ext_listeners()', 'EXECUTE'), 'pg_monitor may read the listener table');
+
+-- the grant is to PUBLIC itself (grantee 0 in the ACL), not to some role
+SELECT is((SELECT count(*)::int FROM pg_proc p,
+                  aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+            WHERE p.oid IN ('ext_notify(text,text)'::regprocedure, 'ext_listen(text)'::regprocedure,
+                            'ext_unlisten(text)'::regprocedure, 'ext_unlisten_all()'::regprocedure,
+                            'ext_listening_channels()'::regprocedure,
+                            'ext_notification_queue_usage()'::regprocedure)
+              AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'), 6,
+          'EXECUTE on the six API functions is granted to PUBLIC');
+SELECT is((SELECT count(*)::int FROM pg_proc p,
+                  aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+            WHERE p.oid = 'ext_listeners()'::regprocedure AND a.grantee = 0), 0,
+          'ext_listeners() is not granted to PUBLIC');
+SELECT function_privs_are('public', 'ext_notify', ARRAY['text', 'text'], 'tap_plain_user', ARRAY['EXECUTE']);
+SELECT function_privs_are('public', 'ext_listeners', ARRAY[]::name[], 'tap_plain_user', ARRAY[]::text[]);
+
+-- NULL arguments reach the functions (and raise core's error), not STRICT
+SELECT isnt_strict('public', 'ext_notify', ARRAY['text', 'text']);
+SELECT isnt_strict('public', 'ext_listen', ARRAY['text']);
+SELECT isnt_strict('public', 'ext_unlisten', ARRAY['text']);
 
 -- a plain user can use it
 SET ROLE tap_plain_user;
