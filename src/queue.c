@@ -283,7 +283,12 @@ ne_queue_publish(NePendingNotify **notifies, int n, int *wakeSlots, int *nwake)
 		}
 	}
 
-	/* like core, warn (at most every 5 s) once the queue is half full */
+	/*
+	 * Like core, warn (at most every 5 s) once the queue is half full.  The
+	 * tail moves lazily: bring it up to date before judging.
+	 */
+	if ((ne_shared->head - ne_shared->tail) * 2 >= ne_shared->ringSize)
+		ne_queue_advance_tail_locked();
 	if ((ne_shared->head - ne_shared->tail) * 2 >= ne_shared->ringSize)
 	{
 		TimestampTz now = GetCurrentTimestamp();
