@@ -187,6 +187,53 @@ def test_dropin_extended_protocol():
     r.s.close()
 
 
+def ctxt_switches(pid):
+    total = 0
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
+def test_only_interested_woken():
+    """An idle listener on other channels is not woken by notifications it
+    does not listen to (core PG 15 wakes it every time); one on the
+    notified channel is.  Wake-ups are read off the listening backends'
+    context-switch counters in /proc (same machine)."""
+    bystander = conn()
+    bystander.execute("SELECT ext_listen('not_this_one')")
+    core_bystander = conn()
+    core_bystander.execute("LISTEN not_this_one_either")
+    target = conn()
+    target.execute("SELECT ext_listen('this_one')")
+    n = conn()
+    pids = [c.info.backend_pid for c in (bystander, core_bystander, target)]
+    if not all(os.path.exists("/proc/%d/status" % p) for p in pids):
+        check("backends visible in /proc (server on this machine)", False)
+        return
+    time.sleep(0.2)
+    before = [ctxt_switches(p) for p in pids]
+    for i in range(200):
+        n.execute("SELECT ext_notify('this_one', %s)", (str(i),))
+    wait_notifies(target, 200, 5)
+    after_ext = [ctxt_switches(p) for p in pids]
+    for i in range(200):
+        n.execute("SELECT pg_notify('this_one_core', %s)", (str(i),))
+    time.sleep(0.3)
+    after_core = [ctxt_switches(p) for p in pids]
+    d_bystander = after_ext[0] - before[0]
+    d_target = after_ext[2] - before[2]
+    d_core_bystander = after_core[1] - after_ext[1]
+    check("idle listener on another channel not woken by 200 notifies (%d switches)" % d_bystander,
+          d_bystander < 20, d_bystander)
+    check("the interested listener was woken (%d switches)" % d_target, d_target >= 20, d_target)
+    check("control: core wakes its idle listener on another channel (%d switches for 200 core notifies)"
+          % d_core_bystander, d_core_bystander >= 100, d_core_bystander)
+    for c in (bystander, core_bystander, target, n):
+        c.close()
+
+
 def test_database_local():
     admin = conn()
     admin.execute("DROP DATABASE IF EXISTS notify_ext_other")
@@ -339,7 +386,8 @@ def test_client_encoding():
 
 
 def main():
-    for t in (test_wire_order, test_dropin_extended_protocol, test_database_local, test_queue_full,
+    for t in (test_wire_order, test_dropin_extended_protocol, test_only_interested_woken,
+              test_database_local, test_queue_full,
               test_listener_cleanup, test_client_encoding):
         try:
             t()
