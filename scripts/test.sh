@@ -178,10 +178,13 @@ OUT=$WORK/out
 mkdir -p "$OUT"
 MAIN=$WORK/main
 NOLOAD=$WORK/nopreload
+SMALLQ=$WORK/smallqueue
+SERVERLOGS=()
 # on any exit: stop the clusters, remove the directory (quietly: the
 # summary's closing line stays the last line of the output)
 cleanup() {
 	ne_stop_cluster "$NOLOAD" >/dev/null
+	ne_stop_cluster "$SMALLQ" >/dev/null
 	ne_stop_cluster "$MAIN" >/dev/null
 	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
 }
@@ -380,13 +383,31 @@ suite_stress() {
 				"$NE_PYTHON" "$f" "$STRESS_SECONDS" 4 $((6 + 3 * i))
 		done
 	done
+	# once more on a cluster with the smallest queue (64kB): the ring wraps
+	# every few hundred batches and parked listeners fill it now and then
+	ne_say "stress: a cluster with notify_ext.queue_size = 64kB"
+	if ! (ne_start_cluster "$SMALLQ" "$((PORT + 2))" "shared_preload_libraries = 'notify_ext'" \
+		"notify_ext.queue_size = 64kB") >"$OUT/smallq-start.log" 2>&1; then
+		cat "$OUT/smallq-start.log"
+		record "stress small queue" 1 1 "the cluster did not start"
+		return
+	fi
+	env PGHOST="$SMALLQ" PGPORT=$((PORT + 2)) psql -X -q -d postgres -c "CREATE EXTENSION notify_ext"
+	for f in test/stress/*.py; do
+		[ -e "$f" ] || continue
+		[[ $(basename "$f") == _* ]] && continue
+		run_program "stress/$(basename "$f") 64kB queue" env PGHOST="$SMALLQ" PGPORT=$((PORT + 2)) \
+			PGUSER=postgres PGDATABASE=postgres "$NE_PYTHON" "$f" "$STRESS_SECONDS" 4 9
+	done
+	SERVERLOGS+=("$SMALLQ/log/postmaster.log")
+	ne_stop_cluster "$SMALLQ"
 }
 
 # --------------------------------------------------------------- serverlog
 suite_serverlog() {
 	local log=$MAIN/log/postmaster.log bad
-	ne_say "serverlog: crashes, PANICs, assertion failures in $log"
-	bad=$(grep -nE 'PANIC:|TRAP:|terminated by signal|exited with exit code [2-9]|was terminated by exception|server process .* exited with' "$log" || true)
+	ne_say "serverlog: crashes, PANICs, assertion failures in $log ${SERVERLOGS[*]}"
+	bad=$(grep -nE 'PANIC:|TRAP:|terminated by signal|exited with exit code [2-9]|was terminated by exception|server process .* exited with' "$log" "${SERVERLOGS[@]}" || true)
 	if [ -z "$bad" ]; then
 		record serverlog 1 0 "clean"
 	else

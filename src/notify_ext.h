@@ -31,10 +31,12 @@
  *	  queue.  No lock is held across the commit record.
  *
  * 5. Each listener slot has a wakeupPos: the start of the oldest batch it is
- *	  named in and has not consumed (or NE_INVALID_POS).  The queue tail is
- *	  the minimum of those, never passing a PENDING batch; batches nobody is
- *	  waiting for are reclaimed at once, so listeners on other channels or in
- *	  other databases never hold the queue back.
+ *	  named in and has not consumed (or NE_INVALID_POS), and each backend's
+ *	  slot has a pendingPos: its own batch while still PENDING.  The queue
+ *	  tail is the minimum of all of those (or the head): computed from the
+ *	  slots alone, without reading the ring.  Batches nobody is waiting for
+ *	  are reclaimed at once, so listeners on other channels or in other
+ *	  databases never hold the queue back.
  *
  * 6. Delivery (deliver.c) happens outside any transaction work: right before
  *	  ReadyForQuery('I') (a wrapper around PqCommMethods->putmessage, which
@@ -69,6 +71,8 @@
  *
  *	  Batch state words are atomics, written without lock by the publishing
  *	  backend (PENDING -> COMMITTED | ABORTED) and read under queueLock.
+ *	  A slot's pendingPos is set under queueLock when its backend publishes
+ *	  and cleared without lock after the state word is written.
  *	  A slot's wakeupPos is written under queueLock exclusive; it may be
  *	  read without lock as a hint (a stale read is corrected by the wake-up
  *	  signal that follows every change made by another backend).
@@ -106,6 +110,7 @@ typedef struct NotifyExtSlot
 	Oid			dboid;
 	pg_atomic_uint64 wakeupPos; /* oldest batch naming us, or INVALID */
 	pg_atomic_uint32 signaled;	/* a wake-up is on its way, not yet drained */
+	pg_atomic_uint64 pendingPos;	/* this backend's PENDING batch, or INVALID */
 } NotifyExtSlot;
 
 typedef struct NotifyExtShared
@@ -163,10 +168,11 @@ typedef struct NePendingNotify
 	SubTransactionId subid;		/* subtransaction that sent it */
 	uint16		channelLen;
 	uint16		payloadLen;
-	char	   *channel;		/* NUL-terminated, points into data */
-	char	   *payload;		/* NUL-terminated, points into data */
-	char		data[FLEXIBLE_ARRAY_MEMBER];
+	char		data[FLEXIBLE_ARRAY_MEMBER];	/* channel\0payload\0 */
 } NePendingNotify;
+
+#define NE_PN_CHANNEL(n)	((n)->data)
+#define NE_PN_PAYLOAD(n)	((n)->data + (n)->channelLen + 1)
 
 /* module.c */
 extern NotifyExtShared *ne_shared;
@@ -183,7 +189,6 @@ extern void ne_ring_write(uint64 pos, const void *src, Size len);
 extern uint64 ne_queue_publish(NePendingNotify **notifies, int n,
 							   int *wakeSlots, int *nwake);
 extern void ne_queue_set_state(uint64 batchPos, uint32 state);
-extern void ne_queue_advance_tail(void);
 extern double ne_queue_usage(void);
 
 /* registry.c */

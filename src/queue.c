@@ -9,9 +9,12 @@
  * state PENDING, and flipped to COMMITTED or ABORTED by its own backend
  * when the transaction ends (ne_queue_set_state, which cannot fail).
  *
- * Space is reclaimed lazily by ne_queue_advance_tail(): the tail moves to
+ * Space is reclaimed lazily (ne_queue_advance_tail_locked, when a publisher
+ * needs room or the fill level is asked for): the tail moves to
  * the oldest wakeupPos of any listener slot, but never past a PENDING batch
- * (its publisher still has to write its state word there).
+ * (its publisher still has to write its state word there).  Both are read
+ * off the slots, so reclaiming costs O(MaxBackends), whatever the number
+ * of batches in the ring.
  *
  * See notify_ext.h for the layout and the locking rules.
  *
@@ -63,47 +66,31 @@ ne_batch_state(uint64 pos)
 }
 
 /*
- * Move the tail forward over every batch that no listener still waits for.
- * Caller holds queueLock exclusively.
+ * Move the tail up to the oldest position anybody still needs: the oldest
+ * unconsumed batch of any listener, or the oldest batch still PENDING
+ * (its publisher has yet to write its state word).  Reads only the slots,
+ * never the ring.  Caller holds queueLock exclusively.
  */
 static void
 ne_queue_advance_tail_locked(void)
 {
-	uint64		minWake = ne_shared->head;
-	uint64		pos;
+	uint64		min = ne_shared->head;
 
 	for (int i = 0; i < ne_shared->nslots; i++)
 	{
 		NotifyExtSlot *slot = &ne_shared->slots[i];
-		uint64		w;
+		uint64		p = pg_atomic_read_u64(&slot->pendingPos);
 
+		if (p < min)
+			min = p;
 		if (slot->pid == 0)
 			continue;
-		w = pg_atomic_read_u64(&slot->wakeupPos);
-		if (w != NE_INVALID_POS && w < minWake)
-			minWake = w;
+		p = pg_atomic_read_u64(&slot->wakeupPos);
+		if (p < min)
+			min = p;
 	}
-
-	pos = ne_shared->tail;
-	while (pos < minWake)
-	{
-		NotifyExtBatchHeader hdr;
-
-		if (pg_atomic_read_u32(ne_batch_state(pos)) == NE_BATCH_PENDING)
-			break;
-		ne_ring_read(pos, &hdr, sizeof(hdr));
-		Assert(hdr.length > 0 && hdr.length % MAXIMUM_ALIGNOF == 0);
-		pos += hdr.length;
-	}
-	ne_shared->tail = pos;
-}
-
-void
-ne_queue_advance_tail(void)
-{
-	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
-	ne_queue_advance_tail_locked();
-	LWLockRelease(ne_shared->queueLock);
+	Assert(min >= ne_shared->tail);
+	ne_shared->tail = min;
 }
 
 /*
@@ -180,6 +167,11 @@ ne_queue_publish(NePendingNotify **notifies, int n, int *wakeSlots, int *nwake)
 
 	*nwake = 0;
 
+	if (mySlot < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("notify_ext: this process cannot send notifications")));
+
 	for (int i = 0; i < n; i++)
 		total += ne_entry_size(notifies[i]);
 	total = MAXALIGN(total);
@@ -190,10 +182,12 @@ ne_queue_publish(NePendingNotify **notifies, int n, int *wakeSlots, int *nwake)
 
 	for (int i = 0; i < n; i++)
 	{
-		if (prevChannel != NULL && strcmp(prevChannel, notifies[i]->channel) == 0)
+		const char *channel = NE_PN_CHANNEL(notifies[i]);
+
+		if (prevChannel != NULL && strcmp(prevChannel, channel) == 0)
 			continue;
-		prevChannel = notifies[i]->channel;
-		ne_registry_bitmap(MyDatabaseId, notifies[i]->channel, bitmap);
+		prevChannel = channel;
+		ne_registry_bitmap(MyDatabaseId, channel, bitmap);
 	}
 	for (int w = 0; w < ne_shared->bitmapWords; w++)
 		anyone |= (bitmap[w] != 0);
@@ -228,6 +222,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, int *wakeSlots, int *nwake)
 	}
 
 	pos = ne_shared->head;
+	pg_atomic_write_u64(&ne_shared->slots[mySlot].pendingPos, pos);
 
 	/* header, with the state word initialised before anything else */
 	memset(&hdr, 0, sizeof(hdr));
@@ -252,9 +247,9 @@ ne_queue_publish(NePendingNotify **notifies, int n, int *wakeSlots, int *nwake)
 			eh.payloadLen = notifies[i]->payloadLen;
 			ne_ring_write(p, &eh, sizeof(eh));
 			p += sizeof(eh);
-			ne_ring_write(p, notifies[i]->channel, eh.channelLen);
+			ne_ring_write(p, NE_PN_CHANNEL(notifies[i]), eh.channelLen);
 			p += eh.channelLen;
-			ne_ring_write(p, notifies[i]->payload, eh.payloadLen);
+			ne_ring_write(p, NE_PN_PAYLOAD(notifies[i]), eh.payloadLen);
 			p += eh.payloadLen;
 		}
 	}
@@ -330,4 +325,6 @@ ne_queue_set_state(uint64 batchPos, uint32 state)
 	pg_memory_barrier();
 	pg_atomic_write_u32(ne_batch_state(batchPos), state);
 	pg_memory_barrier();
+	/* from now on only its listeners' wakeupPos keep the batch */
+	pg_atomic_write_u64(&ne_shared->slots[ne_my_slot()].pendingPos, NE_INVALID_POS);
 }

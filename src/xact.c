@@ -152,10 +152,8 @@ ne_add_notify(const char *channel, const char *payload)
 	n->subid = GetCurrentSubTransactionId();
 	n->channelLen = (uint16) clen;
 	n->payloadLen = (uint16) plen;
-	n->channel = n->data;
-	n->payload = n->data + clen + 1;
-	memcpy(n->channel, channel, clen + 1);
-	memcpy(n->payload, payload, plen + 1);
+	memcpy(NE_PN_CHANNEL(n), channel, clen + 1);
+	memcpy(NE_PN_PAYLOAD(n), payload, plen + 1);
 
 	/* a duplicate of an earlier (channel, payload) is dropped */
 	if (pendingHash != NULL)

@@ -33,6 +33,7 @@ def notifier(idx, seconds, out):
     rnd = random.Random(idx * 7919)
     c = psycopg.connect(**DSN, autocommit=True)
     committed = []
+    full = 0
     deadline = time.time() + seconds
     tx = 0
     while time.time() < deadline:
@@ -40,26 +41,31 @@ def notifier(idx, seconds, out):
         n = rnd.randint(1, 5)
         msgs = []
         fate = rnd.random()
-        with c.transaction(force_rollback=(fate < 0.15)):
-            for i in range(n):
-                ch = rnd.choice(CHANNELS)
-                payload = "%d:%d:%d" % (idx, tx, i)
-                if rnd.random() < 0.2:
-                    # a savepoint that is rolled back: dropped
-                    try:
-                        with c.transaction():
-                            c.execute("SELECT ext_notify(%s, %s)", (ch, payload + ":dropped"))
-                            raise RuntimeError("rollback savepoint")
-                    except RuntimeError:
-                        pass
-                c.execute("SELECT ext_notify(%s, %s)", (ch, payload))
-                if rnd.random() < 0.2:
-                    c.execute("SELECT ext_notify(%s, %s)", (ch, payload))   # duplicate: folded
-                msgs.append((ch, payload))
+        try:
+            with c.transaction(force_rollback=(fate < 0.15)):
+                for i in range(n):
+                    ch = rnd.choice(CHANNELS)
+                    payload = "%d:%d:%d" % (idx, tx, i)
+                    if rnd.random() < 0.2:
+                        # a savepoint that is rolled back: dropped
+                        try:
+                            with c.transaction():
+                                c.execute("SELECT ext_notify(%s, %s)", (ch, payload + ":dropped"))
+                                raise RuntimeError("rollback savepoint")
+                        except RuntimeError:
+                            pass
+                    c.execute("SELECT ext_notify(%s, %s)", (ch, payload))
+                    if rnd.random() < 0.2:
+                        c.execute("SELECT ext_notify(%s, %s)", (ch, payload))   # duplicate: folded
+                    msgs.append((ch, payload))
+        except psycopg.errors.ProgramLimitExceeded:
+            # queue full at COMMIT (small queues): the transaction rolled back
+            full += 1
+            continue
         if fate >= 0.15:
             committed.append(msgs)
     c.close()
-    out.put(("notifier", idx, committed))
+    out.put(("notifier", idx, committed, full))
 
 
 def listener(idx, channels, seconds, ready, out):
@@ -164,6 +170,7 @@ def main():
     committed = {}
     received = []
     errors = []
+    queue_full = 0
     for _ in range(nnot + nlis):
         msg = out.get(timeout=seconds + 60)
         while msg[0] == "error":
@@ -172,6 +179,7 @@ def main():
         if msg[0] == "notifier":
             for t, msgs in enumerate(msg[2]):
                 committed[(msg[1], t)] = msgs
+            queue_full += msg[3]
         else:
             received.append(msg[1:])
     for p in notifiers + listeners:
@@ -180,7 +188,8 @@ def main():
     total_sent = sum(len(m) for m in committed.values())
     total_recv = sum(len(g) for _, _, g in received)
     print("stress: %d notifiers, %d listeners, %.0f s: %d committed transactions, "
-          "%d notifications, %d deliveries" % (nnot, nlis, seconds, len(committed), total_sent, total_recv))
+          "%d notifications, %d deliveries, %d commits refused with a full queue"
+          % (nnot, nlis, seconds, len(committed), total_sent, total_recv, queue_full))
     if errors:
         for e in errors[:20]:
             print("FAIL:", e)
