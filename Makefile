@@ -14,7 +14,7 @@ OBJS = \
 EXTENSION = notify_ext
 DATA = notify_ext--1.0.sql
 # pg_regress suites (sql/, expected/), in order; scripts/test.sh runs them
-REGRESS = notify_ext queue_full intercept
+REGRESS = notify_ext queue_full intercept trigger
 
 PGFILEDESC = "notify_ext - transactional LISTEN/NOTIFY in a preloaded extension"
 
