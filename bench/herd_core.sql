@@ -1,0 +1,2 @@
+-- workload 2, core: autocommit notify on channel c
+SELECT pg_notify('c', 'x');
