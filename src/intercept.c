@@ -63,7 +63,6 @@ bool		ne_intercept = false;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static planner_hook_type prev_planner = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr_hook = NULL;
-static fmgr_hook_type prev_fmgr_hook = NULL;
 
 /* per-backend cache of the extension's functions in this database */
 static bool cache_valid = false;
@@ -388,13 +387,6 @@ ne_needs_fmgr_hook(Oid fn_oid)
 	return ne_sqlfunc_mentions_core(fn_oid);
 }
 
-static void
-ne_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
-{
-	if (prev_fmgr_hook)
-		prev_fmgr_hook(event, flinfo, private);
-}
-
 /*
  * Plans made in one mode must not be reused in the other.
  */
@@ -423,7 +415,5 @@ ne_intercept_init(void)
 	prev_planner = planner_hook;
 	planner_hook = ne_planner;
 	prev_needs_fmgr_hook = needs_fmgr_hook;
-	needs_fmgr_hook = ne_needs_fmgr_hook;
-	prev_fmgr_hook = fmgr_hook;
-	fmgr_hook = ne_fmgr_hook;
+	needs_fmgr_hook = ne_needs_fmgr_hook;	/* fmgr_hook itself is not needed */
 }

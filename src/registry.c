@@ -175,7 +175,10 @@ ne_registry_add(char **channels, int n)
 		added[nnew++] = lc;
 	}
 	if (nnew == 0)
+	{
+		pfree(added);
 		return;
+	}
 
 	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
 

@@ -81,7 +81,6 @@ ext_notify(PG_FUNCTION_ARGS)
 		(void) pg_verifymbstr(payload, (int) strlen(payload), false);
 	}
 
-	/* like pg_notify(), we get our own transaction-scoped XID */
 	ne_add_notify(channel, payload);
 	PG_RETURN_VOID();
 }
