@@ -26,14 +26,12 @@ import time
 
 import psycopg
 
+from _tap import check, fail, finish
+
 PGHOST = os.environ.get("PGHOST", "/tmp")
 PGPORT = os.environ.get("PGPORT", "5432")
 PGUSER = os.environ.get("PGUSER", "postgres")
 DB = os.environ.get("PGDATABASE", "postgres")
-
-failures = []
-passed = 0
-
 
 def conn(dbname=DB, **kw):
     c = psycopg.connect(host=PGHOST, port=PGPORT, user=PGUSER,
@@ -42,16 +40,6 @@ def conn(dbname=DB, **kw):
     c.received = []
     c.add_notify_handler(lambda n: c.received.append((n.channel, n.payload, n.pid)))
     return c
-
-
-def check(name, cond, detail=""):
-    global passed
-    if cond:
-        passed += 1
-        print("ok - %s" % name)
-    else:
-        failures.append(name)
-        print("not ok - %s %s" % (name, detail))
 
 
 def wait_notifies(c, n, timeout=2.0):
@@ -392,13 +380,8 @@ def main():
         try:
             t()
         except Exception as e:     # a crash in a test is a failure, not a pass
-            failures.append(t.__name__)
-            print("not ok - %s raised %r" % (t.__name__, e))
-    print("1..%d" % (passed + len(failures)))
-    if failures:
-        print("FAILED: %s" % ", ".join(failures))
-        sys.exit(1)
-    print("all %d session tests passed" % passed)
+            fail("%s raised %r" % (t.__name__, e))
+    finish("session")
 
 
 if __name__ == "__main__":

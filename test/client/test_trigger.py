@@ -7,27 +7,14 @@ payload.  Connection from PGHOST/PGPORT/PGUSER/PGDATABASE; exits 1 on failure.
 import json
 import os
 import select
-import sys
 import time
 
 import psycopg
 
+from _tap import check, finish
+
 DSN = dict(host=os.environ.get("PGHOST", "/tmp"), port=os.environ.get("PGPORT", "5432"),
            user=os.environ.get("PGUSER", "postgres"), dbname=os.environ.get("PGDATABASE", "postgres"))
-failures = []
-passed = 0
-
-
-def check(name, cond, detail=""):
-    global passed
-    if cond:
-        passed += 1
-        print("ok - %s" % name)
-    else:
-        failures.append(name)
-        print("not ok - %s %s" % (name, detail))
-
-
 def drain(c, n, timeout=2.0):
     got = []
     deadline = time.time() + timeout
@@ -139,11 +126,7 @@ def main():
         check("calling the trigger function directly is an error", "trigger" in str(e), e)
 
     w.execute("DROP TABLE trg_items, trg_nokey, trg_before")
-    print("1..%d" % (passed + len(failures)))
-    if failures:
-        print("FAILED: %s" % ", ".join(failures))
-        sys.exit(1)
-    print("all %d trigger tests passed" % passed)
+    finish("trigger")
 
 
 if __name__ == "__main__":
