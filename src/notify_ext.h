@@ -187,7 +187,7 @@ extern Size ne_batch_header_size(void);
 extern void ne_ring_read(uint64 pos, void *dst, Size len);
 extern void ne_ring_write(uint64 pos, const void *src, Size len);
 extern uint64 ne_queue_publish(NePendingNotify **notifies, int n,
-							   int *wakeSlots, int *nwake);
+							   int **wakeSlotsOut, int *nwake);
 extern void ne_queue_set_state(uint64 batchPos, uint32 state);
 extern double ne_queue_usage(void);
 

@@ -145,14 +145,15 @@ ne_entry_size(NePendingNotify *n)
  *
  * Returns the batch's position, or NE_INVALID_POS if no backend listens on
  * any of the channels (then nothing is written).  The listener slots to wake
- * after commit are returned in wakeSlots (room for nslots entries), the
- * calling backend's own slot excluded.
+ * after commit are returned in *wakeSlotsOut (allocated in the current
+ * memory context), the calling backend's own slot excluded.
  *
  * Errors (queue full) are thrown before anything is written.
  */
 uint64
-ne_queue_publish(NePendingNotify **notifies, int n, int *wakeSlots, int *nwake)
+ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwake)
 {
+	int		   *wakeSlots;
 	Size		hdrSize = ne_batch_header_size();
 	Size		total = hdrSize;
 	uint64	   *bitmap;
@@ -198,6 +199,8 @@ ne_queue_publish(NePendingNotify **notifies, int n, int *wakeSlots, int *nwake)
 		pfree(bitmap);
 		return NE_INVALID_POS;
 	}
+	wakeSlots = palloc(sizeof(int) * ne_shared->nslots);
+	*wakeSlotsOut = wakeSlots;
 
 	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
 

@@ -335,8 +335,7 @@ ne_pre_commit(void)
 
 	if (npending > 0)
 	{
-		wakeSlots = palloc(sizeof(int) * ne_shared->nslots);
-		publishedPos = ne_queue_publish(pending, npending, wakeSlots, &nwake);
+		publishedPos = ne_queue_publish(pending, npending, &wakeSlots, &nwake);
 	}
 
 	MemoryContextSwitchTo(old);
