@@ -105,7 +105,7 @@ ne_deliver_if_pending(bool flush)
 	if (!ne_slot_active || slotno < 0)
 		return;
 	slot = &ne_shared->slots[slotno];
-	pg_atomic_write_u32(&slot->signaled, 0);
+	(void) pg_atomic_fetch_and_u64(&slot->wake, ~NE_WAKE_SIGNALED);
 	pg_memory_barrier();
 	if (pg_atomic_read_u64(&slot->wakeupPos) != NE_INVALID_POS)
 		ne_deliver(flush);
@@ -297,6 +297,9 @@ ne_deliver(bool flush)
 		whereToSendOutput != DestRemote)
 		return;
 
+	/* monitoring and the queue-full hint read this: we may block below */
+	pg_atomic_write_u32(&ne_shared->slots[ne_my_slot()].sending, 1);
+
 	while (more)
 	{
 		Size		used = ne_drain_some(&more);
@@ -316,6 +319,8 @@ ne_deliver(bool flush)
 
 	if (flush && sent)
 		(void) ne_prev_methods->flush();
+
+	pg_atomic_write_u32(&ne_shared->slots[ne_my_slot()].sending, 0);
 }
 
 /*
@@ -323,6 +328,11 @@ ne_deliver(bool flush)
  * abort callbacks: a failed signal (backend gone) is ignored.  A listener
  * that has a wake-up pending and has not started draining yet will see
  * this batch too, so it is not signalled again.
+ *
+ * The owner's pid and the signaled flag are one atomic word (see THE
+ * WAKE-UP PROTOCOL in notify_ext.h): the flag is set by a CAS on the very
+ * word the pid was read from, so it can never be set on behalf of an owner
+ * that has since left the slot.
  */
 void
 ne_signal_listeners(const int *slots, int n)
@@ -331,11 +341,20 @@ ne_signal_listeners(const int *slots, int n)
 	for (int i = 0; i < n; i++)
 	{
 		NotifyExtSlot *slot = &ne_shared->slots[slots[i]];
-		int			pid = slot->pid;
+		uint64		w = pg_atomic_read_u64(&slot->wake);
 
-		if (pid == 0 || pg_atomic_exchange_u32(&slot->signaled, 1) != 0)
-			continue;
-		(void) SendProcSignal(pid, PROCSIG_CATCHUP_INTERRUPT,
-							  (BackendId) (slots[i] + 1));
+		for (;;)
+		{
+			if (NE_WAKE_PID(w) == 0 || (w & NE_WAKE_SIGNALED) != 0)
+				break;			/* nobody there, or a wake-up is on its way */
+			if (pg_atomic_compare_exchange_u64(&slot->wake, &w,
+											   w | NE_WAKE_SIGNALED))
+			{
+				(void) SendProcSignal(NE_WAKE_PID(w), PROCSIG_CATCHUP_INTERRUPT,
+									  (BackendId) (slots[i] + 1));
+				break;
+			}
+			/* the word changed under us: w holds its new value, decide again */
+		}
 	}
 }

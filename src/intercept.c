@@ -163,17 +163,6 @@ ne_intercept_active(void)
  * ----------------------------------------------------------------
  */
 
-static void
-ne_check_restricted(const char *cmdname)
-{
-	if (InSecurityRestrictedOperation())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-		/* translator: %s is name of a SQL command, eg PREPARE */
-				 errmsg("cannot execute %s within security-restricted operation",
-						cmdname)));
-}
-
 static bool
 ne_intercept_statement(Node *stmt)
 {
@@ -198,15 +187,8 @@ ne_intercept_statement(Node *stmt)
 			{
 				ListenStmt *l = (ListenStmt *) stmt;
 
-				PreventCommandDuringRecovery("LISTEN");
 				PreventCommandIfParallelMode("LISTEN");
-				ne_check_restricted("LISTEN");
-				if (MyBackendType != B_BACKEND)
-					ereport(ERROR,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					/* translator: %s is name of a SQL command, eg LISTEN */
-							 errmsg("cannot execute %s within a background process",
-									"LISTEN")));
+				ne_check_listen_allowed("LISTEN", true);
 				ne_validate_channel(l->conditionname);
 				ne_add_listen_action(NE_ACTION_LISTEN, l->conditionname);
 				return true;
@@ -216,7 +198,7 @@ ne_intercept_statement(Node *stmt)
 				UnlistenStmt *u = (UnlistenStmt *) stmt;
 
 				PreventCommandIfParallelMode("UNLISTEN");
-				ne_check_restricted("UNLISTEN");
+				ne_check_listen_allowed("UNLISTEN", false);
 				if (u->conditionname)
 				{
 					ne_validate_channel(u->conditionname);

@@ -120,7 +120,8 @@ ne_shmem_startup(void)
 			ne_shared->slots[i].pid = 0;
 			ne_shared->slots[i].dboid = InvalidOid;
 			pg_atomic_init_u64(&ne_shared->slots[i].wakeupPos, NE_INVALID_POS);
-			pg_atomic_init_u32(&ne_shared->slots[i].signaled, 0);
+			pg_atomic_init_u64(&ne_shared->slots[i].wake, 0);
+			pg_atomic_init_u32(&ne_shared->slots[i].sending, 0);
 			pg_atomic_init_u64(&ne_shared->slots[i].pendingPos, NE_INVALID_POS);
 		}
 	}

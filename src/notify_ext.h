@@ -76,9 +76,37 @@
  *	  A slot's wakeupPos is written under queueLock exclusive; it may be
  *	  read without lock as a hint (a stale read is corrected by the wake-up
  *	  signal that follows every change made by another backend).
- *	  A slot's signaled flag is set (atomic exchange) by whoever sends it a
- *	  wake-up, and cleared by the listener before each drain: one signal is
- *	  enough for everything committed before that drain reads the queue.
+ *	  A slot's wake word (below) is changed only with atomic operations.
+ *	  A slot's sending flag is written by its own backend only.
+ *
+ * THE WAKE-UP PROTOCOL (checked exhaustively by test/model/)
+ *
+ *	  A slot's wake word packs its owner's pid, a generation and the
+ *	  "signaled" flag into ONE 64-bit atomic: pid << 32 | gen << 1 | flag.
+ *	  - Acquiring the slot (first LISTEN) writes (MyProcPid, gen + 1, 0);
+ *		releasing it writes (0, gen, 0).  Both under queueLock.
+ *	  - A waker reads the word and, if it names a pid and the flag is clear,
+ *		sets the flag with compare-and-swap on exactly that word, and only
+ *		then signals the pid it read.  A failed CAS (owner changed, or
+ *		someone else set the flag) re-reads and decides again.
+ *	  - The listener clears the flag (atomic AND) before it reads its
+ *		wakeupPos, and drains whatever that shows.
+ *	  Invariants: (I1) the flag is set only in a word naming a live
+ *	  incarnation, and a signal to that same pid follows the CAS; (I2) a new
+ *	  owner starts with the flag clear, so a flag set for a previous owner
+ *	  is never inherited (the D2 lost wake-up: a flag set on behalf of a
+ *	  dead pid silenced every later waker); (I3) every batch naming a slot
+ *	  is published before its waker reads the word, and the listener clears
+ *	  the flag before reading wakeupPos, so either the listener's drain sees
+ *	  the batch or the waker finds the flag clear and signals.
+ *
+ * WHERE A SESSION SENDS (never while holding a transaction's XID or locks)
+ *
+ *	  Before ReadyForQuery('I') (after the transaction has ended), and in
+ *	  the empty transaction an idle backend runs for a catch-up interrupt
+ *	  while it waits for a client message (pq_is_reading_msg(): no XID, no
+ *	  snapshot, no lock but its own virtual-xid lock).  Never at the
+ *	  PRE_COMMIT of a transaction that ran client commands.
  *
  *-------------------------------------------------------------------------
  */
@@ -109,9 +137,18 @@ typedef struct NotifyExtSlot
 	int			pid;			/* 0 if the backend is not listening */
 	Oid			dboid;
 	pg_atomic_uint64 wakeupPos; /* oldest batch naming us, or INVALID */
-	pg_atomic_uint32 signaled;	/* a wake-up is on its way, not yet drained */
+	pg_atomic_uint64 wake;		/* pid << 32 | gen << 1 | signaled */
 	pg_atomic_uint64 pendingPos;	/* this backend's PENDING batch, or INVALID */
+	pg_atomic_uint32 sending;	/* 1 while writing notifications to the
+								 * client (may block on a client that does
+								 * not read) */
 } NotifyExtSlot;
+
+#define NE_WAKE_PID(w)		((int) ((w) >> 32))
+#define NE_WAKE_GEN(w)		(((w) >> 1) & UINT64CONST(0x7FFFFFFF))
+#define NE_WAKE_SIGNALED	UINT64CONST(1)
+#define NE_WAKE_MAKE(pid, gen) \
+	(((uint64) (uint32) (pid) << 32) | (((uint64) (gen) & UINT64CONST(0x7FFFFFFF)) << 1))
 
 typedef struct NotifyExtShared
 {
@@ -225,6 +262,7 @@ extern List *ne_registry_snapshot(void);
 extern void ne_xact_init(void);
 extern void ne_add_notify(const char *channel, const char *payload);
 extern void ne_add_listen_action(int action, const char *channel);
+extern void ne_check_listen_allowed(const char *cmdname, bool listen);
 
 #define NE_ACTION_LISTEN		1
 #define NE_ACTION_UNLISTEN		2

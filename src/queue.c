@@ -94,14 +94,18 @@ ne_queue_advance_tail_locked(void)
 }
 
 /*
- * The pid of a listener holding the oldest unread batch, or 0.
- * Caller holds queueLock.
+ * The pid of a listener holding the oldest unread batch, or 0; *sending
+ * tells whether that listener is in the middle of writing to its client
+ * (then it is blocked on a client that does not read, not in a
+ * transaction).  Caller holds queueLock.
  */
 static int
-ne_queue_oldest_listener(void)
+ne_queue_oldest_listener(bool *sending)
 {
 	uint64		min = NE_INVALID_POS;
 	int			pid = 0;
+
+	*sending = false;
 
 	for (int i = 0; i < ne_shared->nslots; i++)
 	{
@@ -115,6 +119,7 @@ ne_queue_oldest_listener(void)
 		{
 			min = w;
 			pid = slot->pid;
+			*sending = pg_atomic_read_u32(&slot->sending) != 0;
 		}
 	}
 	return pid;
@@ -164,6 +169,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	int			mySlot = ne_my_slot();
 	bool		warn = false;
 	int			warnPid = 0;
+	bool		warnSending = false;
 	double		warnFill = 0;
 
 	*nwake = 0;
@@ -208,20 +214,36 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 		ne_queue_advance_tail_locked();
 	if (ne_shared->ringSize - (ne_shared->head - ne_shared->tail) < total)
 	{
-		int			pid = ne_queue_oldest_listener();
+		bool		sending;
+		int			pid = ne_queue_oldest_listener(&sending);
 		uint64		ringSize = ne_shared->ringSize;
 
 		LWLockRelease(ne_shared->queueLock);
 		LWLockRelease(ne_shared->registryLock);
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many notifications in the NOTIFY queue"),
-				 total > ringSize ?
-				 errdetail("The transaction's %d notifications need %zu bytes; notify_ext.queue_size is %llu bytes.",
-						   n, total, (unsigned long long) ringSize) :
-				 (pid != 0 ?
-				  errdetail("The server process with PID %d is among those with the oldest unread notifications.", pid) : 0),
-				 errhint("Increase notify_ext.queue_size, or end the transactions of listening sessions that do not read their notifications.")));
+		if (total > ringSize)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many notifications in the NOTIFY queue"),
+					 errdetail("The transaction's %d notifications need %zu bytes; notify_ext.queue_size is %llu bytes.",
+							   n, total, (unsigned long long) ringSize),
+					 errhint("Increase notify_ext.queue_size, or send fewer notifications per transaction.")));
+		else if (pid != 0 && sending)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many notifications in the NOTIFY queue"),
+					 errdetail("The server process with PID %d is among those with the oldest unread notifications; it is blocked sending notifications to a client that does not read them.", pid),
+					 errhint("Only terminating that session frees the queue: pg_terminate_backend(%d); pg_cancel_backend() cannot interrupt it.  Or increase notify_ext.queue_size.", pid)));
+		else if (pid != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many notifications in the NOTIFY queue"),
+					 errdetail("The server process with PID %d is among those with the oldest unread notifications; it is in a transaction or running a statement, and receives nothing until its transaction ends.", pid),
+					 errhint("End that session's transaction (or pg_cancel_backend(%d) its statement), or increase notify_ext.queue_size.", pid)));
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many notifications in the NOTIFY queue"),
+					 errhint("Increase notify_ext.queue_size.")));
 	}
 
 	pos = ne_shared->head;
@@ -295,7 +317,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 									   NE_QUEUE_FULL_WARN_INTERVAL))
 		{
 			warn = true;
-			warnPid = ne_queue_oldest_listener();
+			warnPid = ne_queue_oldest_listener(&warnSending);
 			warnFill = (double) (ne_shared->head - ne_shared->tail) /
 				(double) ne_shared->ringSize;
 			ne_shared->lastFullWarn = now;
@@ -311,8 +333,9 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 				(errmsg("NOTIFY queue is %.0f%% full", warnFill * 100),
 				 warnPid != 0 ?
 				 errdetail("The server process with PID %d is among those with the oldest transactions.", warnPid) : 0,
-				 warnPid != 0 ?
-				 errhint("The NOTIFY queue cannot be emptied until that process ends its current transaction.") : 0));
+				 warnPid == 0 ? 0 : warnSending ?
+				 errhint("That process is blocked sending notifications to a client that does not read them; only pg_terminate_backend(%d) frees the queue.", warnPid) :
+				 errhint("The NOTIFY queue cannot be emptied until that process ends its current transaction.")));
 
 	return pos;
 }

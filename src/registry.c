@@ -121,6 +121,9 @@ ne_slot_release_if_idle_locked(void)
 	slot->pid = 0;
 	slot->dboid = InvalidOid;
 	pg_atomic_write_u64(&slot->wakeupPos, NE_INVALID_POS);
+	/* no owner, flag clear, generation kept (see THE WAKE-UP PROTOCOL) */
+	pg_atomic_write_u64(&slot->wake,
+						NE_WAKE_MAKE(0, NE_WAKE_GEN(pg_atomic_read_u64(&slot->wake))));
 	LWLockRelease(ne_shared->queueLock);
 	ne_slot_active = false;
 	ne_deliver_reset_resume();
@@ -190,7 +193,11 @@ ne_registry_add(char **channels, int n)
 		slot->pid = MyProcPid;
 		slot->dboid = MyDatabaseId;
 		pg_atomic_write_u64(&slot->wakeupPos, NE_INVALID_POS);
-		pg_atomic_write_u32(&slot->signaled, 0);
+		pg_atomic_write_u32(&slot->sending, 0);
+		/* a new incarnation: our pid, next generation, flag clear */
+		pg_atomic_write_u64(&slot->wake,
+							NE_WAKE_MAKE(MyProcPid,
+										 NE_WAKE_GEN(pg_atomic_read_u64(&slot->wake)) + 1));
 		LWLockRelease(ne_shared->queueLock);
 		ne_slot_active = true;
 		ne_deliver_reset_resume();

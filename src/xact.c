@@ -30,9 +30,11 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "common/hashfn.h"
+#include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/memutils.h"
 
 #define NE_DEDUPE_HASH_THRESHOLD 16
@@ -144,6 +146,8 @@ ne_add_notify(const char *channel, const char *payload)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("cannot send notifications from a parallel worker")));
+	/* every path (ext_notify, pg_notify and NOTIFY in drop-in mode, triggers) */
+	PreventCommandDuringRecovery("NOTIFY");
 	ne_check_can_queue();
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
@@ -200,6 +204,33 @@ ne_add_notify(const char *channel, const char *payload)
 }
 
 /*
+ * Core's checks for LISTEN / UNLISTEN (utility.c), for every path that
+ * reaches us: the ext_* functions as well as the intercepted statements.
+ * LISTEN: not during recovery (listening on a standby does not exist yet),
+ * not in a security-restricted operation, only in a regular backend (a
+ * walsender or a background worker never drains, and would hold the queue
+ * back).  UNLISTEN: not in a security-restricted operation.
+ */
+void
+ne_check_listen_allowed(const char *cmdname, bool listen)
+{
+	if (listen)
+		PreventCommandDuringRecovery(cmdname);
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		/* translator: %s is name of a SQL command, eg PREPARE */
+				 errmsg("cannot execute %s within security-restricted operation",
+						cmdname)));
+	if (listen && MyBackendType != B_BACKEND)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		/* translator: %s is name of a SQL command, eg LISTEN */
+				 errmsg("cannot execute %s within a background process",
+						cmdname)));
+}
+
+/*
  * ext_listen() / ext_unlisten() / ext_unlisten_all() / DISCARD ALL.
  */
 void
@@ -211,6 +242,8 @@ ne_add_listen_action(int action, const char *channel)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("cannot listen or unlisten in a parallel worker")));
+	ne_check_listen_allowed(action == NE_ACTION_LISTEN ? "LISTEN" : "UNLISTEN",
+							action == NE_ACTION_LISTEN);
 	ne_check_can_queue();
 
 	if (nactions == maxactions)
@@ -230,44 +263,77 @@ ne_add_listen_action(int action, const char *channel)
 		strlcpy(a->channel, channel, NAMEDATALEN);
 }
 
+/* channel -> index of its last LISTEN/UNLISTEN action (ne_plan_listen_changes) */
+typedef struct NeLastAction
+{
+	char		channel[NAMEDATALEN];
+	int			last;
+} NeLastAction;
+
 /*
  * Work out, from the ordered actions, which channels to add (now) and which
- * to remove (at commit).
+ * to remove (at commit).  A channel's final state is decided by its last
+ * action: LISTEN after the last UNLISTEN *, or not.  Linear in the number
+ * of actions (one hash of each channel's last action) and interruptible:
+ * this runs at PRE_COMMIT, before the point of no return.  A session that
+ * would end up listening on more channels than notify_ext.max_channels
+ * fails here, before anything is registered.
  */
 static void
 ne_plan_listen_changes(void)
 {
-	bool		unlistenAll = false;
 	int			lastAll = -1;
-
-	toAdd = palloc(sizeof(char *) * (nactions + 1));
-	ntoAdd = 0;
+	HASHCTL		ctl;
+	HTAB	   *lastAction;
+	long		nlocal;
+	int			nnew = 0;
 
 	for (int i = 0; i < nactions; i++)
 	{
 		if (actions[i].action == NE_ACTION_UNLISTEN_ALL)
-		{
-			unlistenAll = true;
 			lastAll = i;
-		}
 	}
 
-	/* the final state of a channel is decided by its last action */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = NAMEDATALEN;
+	ctl.entrysize = sizeof(NeLastAction);
+	ctl.hcxt = CurrentMemoryContext;
+	lastAction = hash_create("notify_ext listen actions",
+							 Min(nactions, 1024), &ctl,
+							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	for (int i = 0; i < nactions; i++)
 	{
-		bool		later = false;
+		NeLastAction *la;
 
-		if (actions[i].action != NE_ACTION_LISTEN || i < lastAll)
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (actions[i].action == NE_ACTION_UNLISTEN_ALL)
 			continue;
-		for (int j = i + 1; j < nactions && !later; j++)
-			later = (actions[j].action != NE_ACTION_UNLISTEN_ALL &&
-					 strcmp(actions[j].channel, actions[i].channel) == 0);
-		if (!later)
-			toAdd[ntoAdd++] = actions[i].channel;
+		la = hash_search(lastAction, actions[i].channel, HASH_ENTER, NULL);
+		la->last = i;
+	}
+
+	/* additions, in the order of their (last) LISTEN */
+	toAdd = palloc(sizeof(char *) * (nactions + 1));
+	ntoAdd = 0;
+	for (int i = lastAll + 1; i < nactions; i++)
+	{
+		NeLastAction *la;
+
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (actions[i].action != NE_ACTION_LISTEN)
+			continue;
+		la = hash_search(lastAction, actions[i].channel, HASH_FIND, NULL);
+		if (la == NULL || la->last != i)
+			continue;
+		toAdd[ntoAdd++] = actions[i].channel;
+		if (ne_local_lookup(actions[i].channel) == NULL)
+			nnew++;
 	}
 
 	/* removals: every current channel not re-listened, or the UNLISTENed */
-	if (unlistenAll)
+	if (lastAll >= 0)
 	{
 		List	   *cur = ne_registry_listening_channels();
 		ListCell   *lc;
@@ -277,11 +343,11 @@ ne_plan_listen_changes(void)
 		foreach(lc, cur)
 		{
 			NeLocalChannel *ch = lfirst(lc);
-			bool		keep = false;
+			NeLastAction *la = hash_search(lastAction, ch->channel,
+										   HASH_FIND, NULL);
 
-			for (int k = 0; k < ntoAdd && !keep; k++)
-				keep = (strcmp(toAdd[k], ch->channel) == 0);
-			if (!keep)
+			if (la == NULL || la->last < lastAll ||
+				actions[la->last].action != NE_ACTION_LISTEN)
 				toRemove[ntoRemove++] = pstrdup(ch->channel);
 		}
 		list_free(cur);
@@ -292,16 +358,30 @@ ne_plan_listen_changes(void)
 		ntoRemove = 0;
 		for (int i = 0; i < nactions; i++)
 		{
-			bool		later = false;
+			NeLastAction *la;
 
+			if ((i & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
 			if (actions[i].action != NE_ACTION_UNLISTEN)
 				continue;
-			for (int j = i + 1; j < nactions && !later; j++)
-				later = (strcmp(actions[j].channel, actions[i].channel) == 0);
-			if (!later && ne_local_lookup(actions[i].channel) != NULL)
+			la = hash_search(lastAction, actions[i].channel, HASH_FIND, NULL);
+			if (la != NULL && la->last == i &&
+				ne_local_lookup(actions[i].channel) != NULL)
 				toRemove[ntoRemove++] = actions[i].channel;
 		}
 	}
+	hash_destroy(lastAction);
+
+	/* a session can never listen on more channels than the shared hash holds */
+	nlocal = ne_local_channels ? hash_get_num_entries(ne_local_channels) : 0;
+	if (nnew > 0 && nlocal + nnew - ntoRemove > ne_max_channels)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many channels being listened to"),
+				 errdetail("The transaction would leave this session listening on %ld channels; notify_ext.max_channels is %d.",
+						   nlocal + nnew - ntoRemove,
+						   ne_max_channels),
+				 errhint("Increase notify_ext.max_channels.")));
 }
 
 static void
@@ -311,13 +391,18 @@ ne_pre_commit(void)
 
 	/*
 	 * An idle session woken by the catch-up interrupt runs an empty
-	 * transaction: this is where it sends what it was woken for.  (The same
-	 * test is true at the Sync of an extended-protocol transaction, where
-	 * sending now is also in core's wire position.)  Done before LISTENs are
-	 * registered, so nothing is consumed for a channel not yet committed.
+	 * transaction while it waits for the client's next message: this is
+	 * where it sends what it was woken for.  pq_is_reading_msg() is true
+	 * only there (the backend is inside its read of a client message), never
+	 * at the commit of a transaction that ran client commands (such as the
+	 * Sync of an extended-protocol one, which holds an XID and locks until
+	 * its commit record: those sessions get their notifications right
+	 * before ReadyForQuery, after the transaction ended).
 	 */
-	if (ne_slot_active && debug_query_string == NULL &&
-		whereToSendOutput == DestRemote && !IsTransactionBlock())
+	if (ne_slot_active && pq_is_reading_msg() &&
+		whereToSendOutput == DestRemote && !IsTransactionBlock() &&
+		!TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+		npending == 0 && nactions == 0)
 		ne_deliver_if_pending(true);
 
 	if (npending == 0 && nactions == 0)
