@@ -15,6 +15,10 @@ EXTENSION = notify_ext
 DATA = notify_ext--1.0.sql
 # pg_regress suites (sql/, expected/), in order; scripts/test.sh runs them
 REGRESS = notify_ext queue_full intercept trigger
+# TAP tests (t/*.pl, PostgreSQL::Test::Cluster: multi-server setups):
+# "make installcheck" runs them with prove against the installed binaries
+# (PROVE_FLAGS=-v for every result line); scripts/test.sh tap runs them too
+TAP_TESTS = 1
 
 PGFILEDESC = "notify_ext - transactional LISTEN/NOTIFY in a preloaded extension"
 
