@@ -347,6 +347,7 @@ ne_signal_listeners(const int *slots, int n)
 		{
 			if (NE_WAKE_PID(w) == 0 || (w & NE_WAKE_SIGNALED) != 0)
 				break;			/* nobody there, or a wake-up is on its way */
+			/* test/client/test_wakeup_race.py stops here: NE_WAKE_WINDOW */
 			if (pg_atomic_compare_exchange_u64(&slot->wake, &w,
 											   w | NE_WAKE_SIGNALED))
 			{
