@@ -12,6 +12,18 @@
 #   ne_stop_cluster DIR                   stop the cluster of DIR, if it runs
 #   ne_pguser CMD...                      run CMD as the owner of the server processes
 #
+# NE_SANITIZE=undefined (environment): ne_build_install compiles and links
+# notify_ext.so with UndefinedBehaviorSanitizer (NE_UBSAN_COPT; the module
+# then depends on libubsan.so, which is checked, so it loads into Debian's
+# uninstrumented postgres), and ne_start_cluster starts the server with
+# UBSAN_OPTIONS (default NE_UBSAN_OPTIONS: stack traces, carry on after a
+# report; the same options are also built into the module, see
+# ne_build_install).  Reports go to the server's stderr, i.e. to
+# DIR/log/postmaster.log, as "FILE:LINE:COL: runtime error: ..." and a
+# stack; scripts/test.sh fails on any.
+# Without NE_SANITIZE, ne_build_install checks that the installed module
+# is not linked with libubsan (the normal build is back).
+#
 # A cluster directory DIR holds the data directory DIR/data, the server's
 # Unix socket (DIR/.s.PGSQL.PORT) and its log (DIR/log/postmaster.log).
 # Server processes run as the "postgres" OS user when we are root
@@ -47,7 +59,15 @@ NE_DEPS=(
 	"postgresql-$NE_PG_MAJOR-pgtap"         # pgTAP
 	libtap-parser-sourcehandler-pgtap-perl  # pg_prove
 	python3-psycopg                         # psycopg 3, for test/client and test/stress
+	gdb                                     # test/client/test_wakeup_race.py (D2)
 )
+
+# NE_SANITIZE: see the header.  -fwrapv (PostgreSQL's CFLAGS) makes signed
+# overflow defined, so UBSan does not check it; everything else of
+# -fsanitize=undefined is checked, plus float-to-integer overflow.
+NE_SANITIZE=${NE_SANITIZE:-}
+NE_UBSAN_COPT="-fsanitize=undefined -fsanitize=float-cast-overflow -fno-omit-frame-pointer"
+NE_UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=0:report_error_type=1"
 
 ne_say() { printf '\n==> %s\n' "$*"; }
 ne_log() { printf '==> %s\n' "$*"; }
@@ -116,16 +136,37 @@ ne_install_deps() {
 # ne_build_install: a clean PGXS build that fails on any compiler warning,
 # then make install into PostgreSQL 15's directories (with sudo if needed).
 ne_build_install() {
-	local log
+	local log copt="" so optdir="" ldflags=""
 	[ -x "$PG_CONFIG" ] || ne_die "$PG_CONFIG not found (package postgresql-server-dev-$NE_PG_MAJOR)"
+	case $NE_SANITIZE in
+	"") ;;
+	undefined) copt=$NE_UBSAN_COPT ;;
+	*) ne_die "NE_SANITIZE=$NE_SANITIZE: only NE_SANITIZE=undefined is supported" ;;
+	esac
+	if [ -n "$copt" ]; then
+		# UBSan reads UBSAN_OPTIONS from /proc/self/environ when it reports
+		# first, and a backend's process title (init_ps_display) has zeroed
+		# that by then: the options are built in too, as the runtime's
+		# __ubsan_default_options() (a readable UBSAN_OPTIONS still wins)
+		optdir=$(mktemp -d "${TMPDIR:-/tmp}/notify_ext-ubsan.XXXXXX")
+		printf '%s\n' "/* scripts/lib.sh, NE_SANITIZE builds only */" \
+			"const char *__ubsan_default_options(void) __attribute__((visibility(\"default\")));" \
+			"const char *__ubsan_default_options(void) { return \"$NE_UBSAN_OPTIONS\"; }" \
+			>"$optdir/ubsan_defaults.c"
+		gcc -fPIC -O2 -Wall -Wextra -Werror -c -o "$optdir/ubsan_defaults.o" "$optdir/ubsan_defaults.c" ||
+			ne_die "could not compile $optdir/ubsan_defaults.c"
+		ldflags=$optdir/ubsan_defaults.o
+	fi
 	log=$(mktemp "${TMPDIR:-/tmp}/notify_ext-build.XXXXXX")
-	ne_log "building: make clean && make (PG_CONFIG=$PG_CONFIG)"
+	ne_log "building: make clean && make (PG_CONFIG=$PG_CONFIG${copt:+ COPT=$copt PG_LDFLAGS=$ldflags})"
 	if ! (cd "$NE_ROOT" && make -s clean PG_CONFIG="$PG_CONFIG" &&
-		make PG_CONFIG="$PG_CONFIG") >"$log" 2>&1; then
+		make PG_CONFIG="$PG_CONFIG" ${copt:+"COPT=$copt" "PG_LDFLAGS=$ldflags"}) >"$log" 2>&1; then
 		cat "$log" >&2
 		rm -f "$log"
+		[ -z "$optdir" ] || rm -rf "$optdir"
 		ne_die "the build failed (output above)"
 	fi
+	[ -z "$optdir" ] || rm -rf "$optdir"
 	if grep -q 'warning:' "$log"; then
 		grep -B3 -A8 'warning:' "$log" >&2
 		rm -f "$log"
@@ -133,8 +174,22 @@ ne_build_install() {
 	fi
 	rm -f "$log"
 	ne_log "build: ok, no compiler warnings; installing"
+	# install(1) overwrites an existing file in place (same inode), and every
+	# running server that has the old module mapped would then crash: remove
+	# it first, so that running servers keep theirs and the new one is a new file
+	so=$("$PG_CONFIG" --pkglibdir)/notify_ext.so
+	ne_sudo rm -f "$so"
 	(cd "$NE_ROOT" && ne_sudo make -s install PG_CONFIG="$PG_CONFIG" >/dev/null) ||
 		ne_die "make install failed"
+	if [ -n "$copt" ]; then
+		ldd "$so" | grep -q 'libubsan\.so' ||
+			ne_die "$so is not linked with libubsan (NE_SANITIZE=$NE_SANITIZE): ldd says $(ldd "$so" | tr -s '\n\t' '  ')"
+		nm -D --defined-only "$so" | grep -q ' __ubsan_default_options$' ||
+			ne_die "$so does not export __ubsan_default_options"
+		ne_log "installed $so with UBSan ($(ldd "$so" | grep -o 'libubsan[^ ]*' | head -n 1))"
+	elif ldd "$so" | grep -q 'libubsan\.so'; then
+		ne_die "$so is still linked with libubsan after a normal build"
+	fi
 }
 
 # ne_start_cluster DIR PORT [postgresql.conf lines...]
@@ -190,8 +245,10 @@ ne_start_cluster() {
 		ne_log "the cluster in $dir is already running"
 		return 0
 	fi
-	ne_log "starting the cluster in $dir (port $port)"
-	if ! ne_pguser "$NE_PGBIN/pg_ctl" -D "$data" -l "$dir/log/postmaster.log" -w -t 120 \
+	ne_log "starting the cluster in $dir (port $port)${NE_SANITIZE:+ (NE_SANITIZE=$NE_SANITIZE)}"
+	# with NE_SANITIZE, the postmaster (and so every backend) gets UBSAN_OPTIONS
+	if ! ne_pguser env ${NE_SANITIZE:+"UBSAN_OPTIONS=${UBSAN_OPTIONS:-$NE_UBSAN_OPTIONS}"} \
+		"$NE_PGBIN/pg_ctl" -D "$data" -l "$dir/log/postmaster.log" -w -t 120 \
 		start >/dev/null; then
 		tail -n 40 "$dir/log/postmaster.log" >&2 || true
 		ne_die "the server in $dir did not start (log above)"

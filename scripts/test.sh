@@ -15,20 +15,41 @@
 #   golang     test/golang/*.sh
 #   nopreload  a second cluster without shared_preload_libraries, where
 #              CREATE EXTENSION must fail with SQLSTATE 55000 and a hint
+#   tap        t/*.pl: PostgreSQL's TAP framework (PostgreSQL::Test::Cluster)
+#              for multi-server tests (standbys, ...), each file making its
+#              own clusters; prove -v per file (as postgres when root), as
+#              PGXS's "make installcheck" would run them
 #   stress     test/stress/*.sh (executable ones) and *.py
+#   soak       test/soak/soak_faults.py for SOAK_SECONDS: notifiers and listeners
+#              in two databases, savepoints, aborts, big batches, listeners
+#              killed and reconnecting; a checker (loss, duplicates, phantoms,
+#              order, listen windows).  bench/soak.sh runs it for 10 minutes
+#   valgrind   test/valgrind/run.sh: a cluster of its own whose postmaster
+#              and backends run under valgrind memcheck, a short workload;
+#              fails on any error report with a frame in notify_ext.so
+#   model      test/model/run.sh: Spin checks test/model/wakeup.pml (wake-up protocol)
 #   serverlog  the main cluster's log has no crash, PANIC or assertion failure
+#   ubsan      (only with NE_SANITIZE=undefined) no UBSan report ("runtime
+#              error:") in any server log of the run (every log/ directory
+#              under the mktemp directory): one test, "ubsan: no reports"
 #
-# With SUITE arguments only those run (serverlog always).  Programs print
-# TAP lines ("ok ...", "not ok ...") or "N passed, M failed" lines and are
-# counted by them; otherwise a program is one test, judged by its exit
-# status.  Environment:
+# With SUITE arguments only those run (serverlog, and ubsan, always).
+# Programs print TAP lines ("ok ...", "not ok ...") or "N passed, M failed"
+# lines and are counted by them; otherwise a program is one test, judged by
+# its exit status.  Environment:
 #   KEEP=1              keep the temporary directory (clusters stopped)
 #   NE_SKIP_DEPS=1      do not check/install packages
 #   NE_SKIP_BUILD=1     do not build and install (use what is installed)
-#   NE_TEST_PORT        port of the main cluster (default 55432; +1 for nopreload)
+#   NE_TEST_PORT        port of the main cluster (default 55432, 55442 with
+#                       NE_SANITIZE; +1 nopreload, +2 small queue, +3 valgrind)
+#   NE_SANITIZE=undefined  build and install notify_ext with UBSan (see
+#                       scripts/lib.sh; it stays installed: the next normal
+#                       build replaces it) and check the server logs
 #   NE_SUITE_TIMEOUT    seconds per program (default 900)
 #   STRESS_SECONDS      length of one stress round of a *.py (default 20)
 #   STRESS_ROUNDS       rounds per stress *.py (default 3, more listeners each)
+#   SOAK_SECONDS        length of the soak suite's run (default 75, plus up to
+#                       ~30 s of drain and check; bench/soak.sh: 600)
 #   NE_SUMMARY_FILE     also write the closing "N passed, M failed" line there
 set -euo pipefail
 
@@ -36,7 +57,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$NE_ROOT"
 
-ALL_SUITES=(regress isolation pgtap client golang nopreload stress)
+ALL_SUITES=(regress isolation pgtap client golang nopreload tap stress soak valgrind model)
 if [ $# -gt 0 ]; then
 	for s in "$@"; do
 		[[ " ${ALL_SUITES[*]} " == *" $s "* ]] ||
@@ -48,7 +69,11 @@ else
 fi
 selected() { [[ $SELECTED == *" $1 "* ]]; }
 
-PORT=${NE_TEST_PORT:-55432}
+if [ -n "$NE_SANITIZE" ]; then
+	PORT=${NE_TEST_PORT:-55442} # not the normal run's ports
+else
+	PORT=${NE_TEST_PORT:-55432}
+fi
 SUITE_TIMEOUT=${NE_SUITE_TIMEOUT:-900}
 STRESS_SECONDS=${STRESS_SECONDS:-20}
 STRESS_ROUNDS=${STRESS_ROUNDS:-3}
@@ -167,6 +192,18 @@ extra_pkgs=()
 if selected golang && compgen -G "test/golang/*.sh" >/dev/null; then
 	extra_pkgs+=(golang-go golang-github-lib-pq-dev) # test/golang/run-lib-pq-tests.sh
 fi
+if selected model && [ -f test/model/run.sh ]; then
+	extra_pkgs+=(spin) # test/model/run.sh: the Spin model checker
+fi
+if selected tap && compgen -G "t/*.pl" >/dev/null; then
+	extra_pkgs+=(libipc-run-perl) # PostgreSQL::Test::Cluster needs IPC::Run
+fi
+if selected valgrind && [ -f test/valgrind/run.sh ]; then
+	extra_pkgs+=(valgrind) # test/valgrind/run.sh
+fi
+if [ -n "$NE_SANITIZE" ]; then
+	extra_pkgs+=(libubsan1) # the runtime notify_ext.so links with (gcc pulls it in too)
+fi
 if [ "${NE_SKIP_DEPS:-0}" != 1 ]; then
 	ne_say "dependencies"
 	ne_install_deps "${extra_pkgs[@]}"
@@ -185,6 +222,7 @@ SERVERLOGS=()
 cleanup() {
 	ne_stop_cluster "$NOLOAD" >/dev/null
 	ne_stop_cluster "$SMALLQ" >/dev/null
+	ne_stop_cluster "$WORK/valgrind" >/dev/null
 	ne_stop_cluster "$MAIN" >/dev/null
 	[ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
 }
@@ -403,6 +441,69 @@ suite_stress() {
 	ne_stop_cluster "$SMALLQ"
 }
 
+# ---------------------------------------------------------------- valgrind
+# its cluster lives in $WORK/valgrind, so the ubsan check below sees its log
+suite_valgrind() {
+	run_program "valgrind/run.sh" env NE_VALGRIND_DIR="$WORK/valgrind" \
+		NE_VALGRIND_PORT=$((PORT + 3)) test/valgrind/run.sh
+}
+
+# -------------------------------------------------- TAP (PostgreSQL::Test)
+# t/*.pl with PGXS's src/test/perl (PostgreSQL::Test::Cluster): each file
+# makes its own clusters (data under $WORK/tap/tmp_check, Unix sockets in
+# /tmp, free ports picked by Cluster.pm).  initdb refuses root, so as root
+# prove runs as postgres, in a copy of t/ that postgres owns.  The command
+# is PGXS's prove_installcheck ("make installcheck"), one prove -v per file
+# so that each "ok N" line is counted; KEEP=1 also keeps the data
+# directories (PG_TEST_NOCLEAN).  Logs: $WORK/tap/tmp_check/log.
+suite_tap() {
+	local dir=$WORK/tap f name failed_before pid as=() env=()
+	if ! compgen -G "t/*.pl" >/dev/null; then
+		record tap 0 0 "no t/*.pl"
+		return
+	fi
+	mkdir -p "$dir"
+	cp -R t "$dir/"
+	if ne_is_root; then
+		chown -R postgres:postgres "$dir"
+		as=(runuser -u postgres --)
+	fi
+	env=("TESTDIR=$dir" "PATH=$NE_PGBIN:$PATH" "PG_REGRESS=$NE_PG_REGRESS" "PG_CONFIG=$PG_CONFIG")
+	[ "${KEEP:-0}" != 1 ] || env+=(PG_TEST_NOCLEAN=1)
+	[ -z "${NE_SANITIZE:-}" ] || env+=("UBSAN_OPTIONS=${UBSAN_OPTIONS:-${NE_UBSAN_OPTIONS:-}}")
+	for f in "$dir"/t/*.pl; do
+		name=$(basename "$f" .pl)
+		failed_before=$TOTAL_FAILED
+		# (prove's own closing "ok" for the file is no test: renamed, so
+		# that only the test script's "ok N" lines are counted)
+		run_program "tap/$name.pl" "${as[@]}" env -C "$dir" "${env[@]}" \
+			bash -c 'set -o pipefail; "$@" 2>&1 | sed -u "s/^ok\$/prove: file ok/"' prove \
+			prove -v -I "$NE_PGXS_DIR/src/test/perl" -I "$dir" "t/$name.pl"
+		if [ "$TOTAL_FAILED" -ne "$failed_before" ]; then
+			ne_say "tap/$name.pl: end of $dir/tmp_check/log/regress_log_$name"
+			tail -n 80 "$dir/tmp_check/log/regress_log_$name" 2>/dev/null || true
+			ne_log "server logs: $dir/tmp_check/log/${name}_*.log (KEEP=1 keeps them)"
+		fi
+		# a prove that was killed (timeout) leaves its servers running
+		for pid in "$dir"/tmp_check/t_"${name}"_*_data/pgdata/postmaster.pid; do
+			[ -f "$pid" ] || continue
+			ne_pguser "$NE_PGBIN/pg_ctl" -D "$(dirname "$pid")" -m immediate -w stop >/dev/null 2>&1 || true
+		done
+	done
+}
+
+# ------------------------------------------------------------------- soak
+# the fault soak on the main cluster (it creates its second database, soak2)
+suite_soak() {
+	run_program "soak/soak_faults.py" env "${MAIN_ENV[@]}" "$NE_PYTHON" test/soak/soak_faults.py "${SOAK_SECONDS:-75}"
+}
+
+# ------------------------------------------------------------------ model
+# the Spin model of the wake-up protocol (no cluster needed)
+suite_model() {
+	run_program "model/run.sh" test/model/run.sh
+}
+
 # --------------------------------------------------------------- serverlog
 suite_serverlog() {
 	local log=$MAIN/log/postmaster.log bad
@@ -428,6 +529,32 @@ if [ "$TOTAL_FAILED" -ne 0 ]; then
 	tail -n 60 "$MAIN/log/postmaster.log" || true
 fi
 ne_stop_cluster "$MAIN"
+# ------------------------------------------------------------------ ubsan
+# NE_SANITIZE: UBSan writes its reports to the server's stderr, i.e. the
+# server log; every log of every cluster of the run (all under $WORK, in a
+# log/ directory: main, nopreload, smallqueue, valgrind, TAP tests' ones)
+# is scanned, now that the clusters are stopped
+if [ -n "$NE_SANITIZE" ]; then
+	ne_say "ubsan: UBSan reports in the server logs"
+	mapfile -t ubsan_logs < <(find "$WORK" -path "$OUT" -prune -o -type f -path '*/log/*' -print | sort)
+	printf '%s\n' "${ubsan_logs[@]}"
+	# reports: "runtime error:" lines, and any other UBSan line but the SUMMARY one
+	ubsan_n=$(cat /dev/null "${ubsan_logs[@]}" | grep -E 'runtime error:|UndefinedBehaviorSanitizer' |
+		grep -cv '^SUMMARY: UndefinedBehaviorSanitizer' || true)
+	if [ "${#ubsan_logs[@]}" -eq 0 ]; then
+		record "ubsan: no reports" 1 1 "no server log found under $WORK"
+	elif [ "$ubsan_n" -eq 0 ]; then
+		record "ubsan: no reports" 1 0 "${#ubsan_logs[@]} logs"
+	else
+		# the reports: "runtime error:" lines, notes with their memory dumps,
+		# stack frames ("#N 0x..."), other UBSan lines (first 400 lines)
+		awk '/runtime error:|UndefinedBehaviorSanitizer|: note: |^ +#[0-9]+ 0x|^ [0-9a-f][0-9a-f] |^ +\^ *$/ {
+				print FILENAME ": " $0
+				if (++n >= 400) exit
+			}' "${ubsan_logs[@]}"
+		record "ubsan: no reports" 1 1 "$ubsan_n UBSan reports in the server logs, above"
+	fi
+fi
 [ "${KEEP:-0}" != 1 ] || ne_log "keeping $WORK (KEEP=1): server log in $MAIN/log, results in $OUT"
 summary
 [ "$TOTAL_FAILED" -eq 0 ]
