@@ -9,12 +9,16 @@ OBJS = \
 	src/deliver.o \
 	src/sqlapi.o \
 	src/intercept.o \
-	src/trigger.o
+	src/trigger.o \
+	src/overflow.o \
+	src/stats.o
 
 EXTENSION = notify_ext
-DATA = notify_ext--1.0.sql
+# notify_ext--1.1.sql installs 1.1 directly; 1.0 stays installable and
+# notify_ext--1.0--1.1.sql updates it (test/upgrade/run.sh: same result)
+DATA = notify_ext--1.0.sql notify_ext--1.1.sql notify_ext--1.0--1.1.sql
 # pg_regress suites (sql/, expected/), in order; scripts/test.sh runs them
-REGRESS = notify_ext queue_full intercept trigger
+REGRESS = notify_ext queue_full intercept trigger monitoring
 # TAP tests (t/*.pl, PostgreSQL::Test::Cluster: multi-server setups):
 # "make installcheck" runs them with prove against the installed binaries
 # (PROVE_FLAGS=-v for every result line); scripts/test.sh tap runs them too

@@ -36,6 +36,7 @@
 #include "storage/procsignal.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #define NE_BUF_SIZE (64 * 1024)
@@ -45,6 +46,11 @@ static PQcommMethods ne_methods;
 
 static char *ne_buf = NULL;
 static MemoryContext ne_deliver_cxt = NULL;
+
+/* the gap signal: copied out of the slot under the lock, sent after it */
+#define NE_GAPBUF_SIZE 4096
+static char *ne_gapbuf = NULL;
+static NeGap ne_gap;
 
 /* where to resume inside a batch that did not fit in ne_buf */
 static uint64 resumeBatch = NE_INVALID_POS;
@@ -80,6 +86,8 @@ ne_deliver_prepare(void)
 											   ALLOCSET_DEFAULT_MAXSIZE);
 	if (ne_buf == NULL)
 		ne_buf = MemoryContextAlloc(TopMemoryContext, NE_BUF_SIZE);
+	if (ne_gapbuf == NULL)
+		ne_gapbuf = MemoryContextAlloc(TopMemoryContext, NE_GAPBUF_SIZE);
 
 	if (PqCommMethods != &ne_methods)
 	{
@@ -107,7 +115,8 @@ ne_deliver_if_pending(bool flush)
 	slot = &ne_shared->slots[slotno];
 	(void) pg_atomic_fetch_and_u64(&slot->wake, ~NE_WAKE_SIGNALED);
 	pg_memory_barrier();
-	if (pg_atomic_read_u64(&slot->wakeupPos) != NE_INVALID_POS)
+	if (pg_atomic_read_u64(&slot->wakeupPos) != NE_INVALID_POS ||
+		pg_atomic_read_u32(&slot->gapPending) != 0)
 		ne_deliver(flush);
 }
 
@@ -125,7 +134,7 @@ ne_putmessage(char msgtype, const char *s, size_t len)
  * when the buffer filled up before we were done.
  */
 static Size
-ne_drain_some(bool *more)
+ne_drain_some(bool *more, bool *gotGap)
 {
 	int			slotno = ne_my_slot();
 	NotifyExtSlot *slot = &ne_shared->slots[slotno];
@@ -138,8 +147,25 @@ ne_drain_some(bool *more)
 	uint64		head;
 
 	*more = false;
+	*gotGap = false;
 
 	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+
+	/*
+	 * We were skipped (overflow.c): report the gap before anything read
+	 * after it.  What this round would read comes after the gap.
+	 */
+	if (pg_atomic_read_u32(&slot->gapPending) != 0)
+	{
+		ne_gap = slot->gap;
+		memset(&slot->gap, 0, sizeof(slot->gap));
+		pg_atomic_write_u32(&slot->gapPending, 0);
+		resumeBatch = NE_INVALID_POS;
+		*gotGap = true;
+		*more = true;
+		LWLockRelease(ne_shared->queueLock);
+		return 0;
+	}
 
 	pos = pg_atomic_read_u64(&slot->wakeupPos);
 	if (pos == NE_INVALID_POS)
@@ -205,6 +231,9 @@ ne_drain_some(bool *more)
 					resumeBatch = pos;
 					resumeEntry = idx;
 					resumeOffset = epos;
+					/* a skip counts only what we have not sent */
+					slot->resumePos = pos;
+					slot->resumeEntry = idx;
 					*more = true;
 					break;
 				}
@@ -225,6 +254,7 @@ ne_drain_some(bool *more)
 		if (!*more)
 		{
 			resumeBatch = NE_INVALID_POS;
+			slot->resumePos = NE_INVALID_POS;
 			pos += hdr.length;
 		}
 	}
@@ -284,6 +314,71 @@ ne_send_one(const char *body, uint32 bodyLen)
 }
 
 /*
+ * Tell the client what it missed when it was skipped: a WARNING notice
+ * (if client_min_messages lets warnings through) and, if the session
+ * listens on notify_ext.gap, a notification there with a JSON payload.
+ * Built in memory allocated in advance; never throws.
+ */
+static void
+ne_send_gap(void)
+{
+	NeLocalChannel *lc;
+
+	if (client_min_messages <= WARNING)
+	{
+		Size		len = 0;
+		int			r;
+
+#define NE_FIELD(code, ...) \
+	do { \
+		if (len + 2 < NE_GAPBUF_SIZE) \
+		{ \
+			ne_gapbuf[len++] = (code); \
+			r = snprintf(ne_gapbuf + len, NE_GAPBUF_SIZE - len - 1, __VA_ARGS__); \
+			len = Min(len + (Size) Max(r, 0), NE_GAPBUF_SIZE - 2); \
+			ne_gapbuf[len++] = '\0'; \
+		} \
+	} while (0)
+
+		NE_FIELD('S', "WARNING");
+		NE_FIELD('V', "WARNING");
+		NE_FIELD('C', "%s", NE_GAP_SQLSTATE);
+		NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the NOTIFY queue was full and it had not read them",
+				 (unsigned long long) ne_gap.count);
+		if (len + 2 < NE_GAPBUF_SIZE)
+		{
+			ne_gapbuf[len++] = 'D';
+			len += ne_gap_build(&ne_gap, ne_gapbuf + len,
+								NE_GAPBUF_SIZE - len - 1, true);
+			ne_gapbuf[len++] = '\0';
+		}
+		NE_FIELD('H', "notify_ext.queue_full_action is \"skip\". Re-read what the missed notifications were about; LISTEN on \"%s\" to get this as a notification.",
+				 NE_GAP_CHANNEL);
+#undef NE_FIELD
+		if (len < NE_GAPBUF_SIZE)
+		{
+			ne_gapbuf[len++] = '\0';
+			(void) ne_prev_methods->putmessage('N', ne_gapbuf, len);
+		}
+	}
+
+	lc = ne_local_lookup(NE_GAP_CHANNEL);
+	if (lc != NULL && lc->committed)
+	{
+		Size		len = 0;
+		uint32		npid = pg_hton32(0);	/* from notify_ext, not a backend */
+
+		memcpy(ne_gapbuf, &npid, 4);
+		len = 4;
+		memcpy(ne_gapbuf + len, NE_GAP_CHANNEL, sizeof(NE_GAP_CHANNEL));
+		len += sizeof(NE_GAP_CHANNEL);
+		len += ne_gap_build(&ne_gap, ne_gapbuf + len, NE_GAPBUF_SIZE - len - 1, false);
+		ne_gapbuf[len++] = '\0';
+		ne_send_one(ne_gapbuf, (uint32) len);
+	}
+}
+
+/*
  * Send everything readable for this session.  flush: push it to the client
  * now (idle wake-up); otherwise the caller's ReadyForQuery flushes.
  */
@@ -302,8 +397,10 @@ ne_deliver(bool flush)
 
 	while (more)
 	{
-		Size		used = ne_drain_some(&more);
+		bool		gotGap;
+		Size		used = ne_drain_some(&more, &gotGap);
 		Size		off = 0;
+		uint64		nsent = 0;
 
 		while (off < used)
 		{
@@ -313,6 +410,14 @@ ne_deliver(bool flush)
 			off += sizeof(uint32);
 			ne_send_one(ne_buf + off, bodyLen);
 			off += bodyLen;
+			sent = true;
+			nsent++;
+		}
+		if (nsent > 0)
+			pg_atomic_fetch_add_u64(&ne_shared->slots[ne_my_slot()].delivered, nsent);
+		if (gotGap)
+		{
+			ne_send_gap();
 			sent = true;
 		}
 	}

@@ -115,6 +115,11 @@ ne_shmem_startup(void)
 		ne_shared->batchesPublished = 0;
 		ne_shared->notificationsPublished = 0;
 		pg_atomic_init_u64(&ne_shared->notificationsCommitted, 0);
+		ne_shared->queueFullCount = 0;
+		ne_shared->skipCount = 0;
+		ne_shared->terminateCount = 0;
+		ne_shared->skippedNotifications = 0;
+		ne_shared->lastFullAction = -1;
 		for (int i = 0; i < MaxBackends; i++)
 		{
 			ne_shared->slots[i].pid = 0;
@@ -122,6 +127,15 @@ ne_shmem_startup(void)
 			pg_atomic_init_u64(&ne_shared->slots[i].wakeupPos, NE_INVALID_POS);
 			pg_atomic_init_u64(&ne_shared->slots[i].wake, 0);
 			pg_atomic_init_u32(&ne_shared->slots[i].sending, 0);
+			pg_atomic_init_u64(&ne_shared->slots[i].delivered, 0);
+			pg_atomic_init_u32(&ne_shared->slots[i].gapPending, 0);
+			pg_atomic_init_u32(&ne_shared->slots[i].terminating, 0);
+			ne_shared->slots[i].listenSince = 0;
+			ne_shared->slots[i].resumePos = NE_INVALID_POS;
+			ne_shared->slots[i].resumeEntry = 0;
+			ne_shared->slots[i].skips = 0;
+			ne_shared->slots[i].missed = 0;
+			memset(&ne_shared->slots[i].gap, 0, sizeof(NeGap));
 			pg_atomic_init_u64(&ne_shared->slots[i].pendingPos, NE_INVALID_POS);
 		}
 	}
@@ -192,6 +206,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	ne_intercept_init();		/* notify_ext.intercept and its hooks */
+	ne_overflow_init();			/* notify_ext.queue_full_action, its log hook */
 
 	MarkGUCPrefixReserved("notify_ext");
 

@@ -46,6 +46,16 @@
  *	  buffer allocated when the session started listening, releases the
  *	  lock, then sends; nothing in it can throw.
  *
+ * 7. A FULL QUEUE (overflow.c).  When a publisher finds no room although the
+ *	  tail is up to date, notify_ext.queue_full_action decides: error (fail
+ *	  the commit, as core), skip (move the listeners whose wakeupPos lies in
+ *	  the oldest batches to the first batch boundary that makes room, never
+ *	  past a PENDING batch, counting exactly what each missed into its
+ *	  slot's NeGap), or terminate (the same, then SIGTERM those sessions).
+ *	  A skipped listener's drain reports the gap before anything it reads
+ *	  after it: a WARNING notice (01N01) and, if it listens on
+ *	  "notify_ext.gap", a notification there with a JSON payload.
+ *
  * SHARED MEMORY LAYOUT (allocated once, sized at postmaster start)
  *
  *	  "notify_ext state"   NotifyExtShared, then MaxBackends NotifyExtSlot
@@ -60,9 +70,13 @@
  *
  * LOCKING RULES
  *
- *	  registryLock: the channel hash and the listener bits in it.
+ *	  registryLock: the channel hash and the listener bits in it (the
+ *					per-channel sent counters are atomics).
  *	  queueLock:	head, tail, ring contents of non-PENDING batches' headers,
- *					and every slot's pid/dboid/wakeupPos.
+ *					the counters in NotifyExtShared, and every slot's
+ *					pid/dboid/wakeupPos/resume/skips/missed/gap.  A skip
+ *					(publisher) and a drain (listener) both change a slot's
+ *					wakeupPos and gap only under it exclusively.
  *
  *	  Order: registryLock before queueLock, never the other way round.  The
  *	  publisher holds registryLock (shared) from the bitmap lookup until its
@@ -131,6 +145,34 @@
 #define NE_BATCH_COMMITTED		2
 #define NE_BATCH_ABORTED		3
 
+/* what a listener missed when it was skipped (overflow.c) */
+#define NE_GAP_MAX_CHANNELS		8
+
+typedef struct NeGapChannel
+{
+	char		channel[NAMEDATALEN];
+	uint64		count;
+} NeGapChannel;
+
+typedef struct NeGap
+{
+	uint64		count;			/* notifications missed */
+	uint64		otherCount;		/* of those, on channels beyond channels[] */
+	uint64		fromPos;		/* the queue range skipped */
+	uint64		toPos;
+	int			nchannels;
+	NeGapChannel channels[NE_GAP_MAX_CHANNELS];
+} NeGap;
+
+/* notify_ext.queue_full_action */
+#define NE_FULL_ERROR			0
+#define NE_FULL_SKIP			1
+#define NE_FULL_TERMINATE		2
+
+/* the reserved channel of the gap signal, and the notice's SQLSTATE */
+#define NE_GAP_CHANNEL			"notify_ext.gap"
+#define NE_GAP_SQLSTATE			"01N01"
+
 /* per-backend listener slot */
 typedef struct NotifyExtSlot
 {
@@ -142,6 +184,16 @@ typedef struct NotifyExtSlot
 	pg_atomic_uint32 sending;	/* 1 while writing notifications to the
 								 * client (may block on a client that does
 								 * not read) */
+	pg_atomic_uint64 delivered; /* notifications sent to the client */
+	pg_atomic_uint32 gapPending;	/* a gap signal waits to be sent */
+	pg_atomic_uint32 terminating;	/* queue_full_action = terminate ended it */
+	/* the rest under queueLock */
+	TimestampTz listenSince;	/* when this incarnation took the slot */
+	uint64		resumePos;		/* batch the drain is in the middle of ... */
+	uint32		resumeEntry;	/* ... and the entries of it already sent */
+	uint32		skips;			/* times moved past unread notifications */
+	uint64		missed;			/* notifications skipped, in all */
+	NeGap		gap;			/* skipped, not yet reported to the client */
 } NotifyExtSlot;
 
 #define NE_WAKE_PID(w)		((int) ((w) >> 32))
@@ -164,6 +216,11 @@ typedef struct NotifyExtShared
 	uint64		batchesPublished;
 	uint64		notificationsPublished;
 	pg_atomic_uint64 notificationsCommitted;	/* incl. those nobody read */
+	uint64		queueFullCount; /* commits that found the ring full */
+	uint64		skipCount;		/* listeners moved past unread ones */
+	uint64		terminateCount; /* listeners terminated for it */
+	uint64		skippedNotifications;	/* notifications they missed */
+	int			lastFullAction; /* NE_FULL_* taken last time, or -1 */
 	NotifyExtSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } NotifyExtShared;
 
@@ -176,6 +233,7 @@ typedef struct NotifyExtBatchHeader
 	int32		srcPid;
 	uint32		nentries;
 	uint32		pad;
+	TimestampTz time;			/* when it was queued */
 } NotifyExtBatchHeader;
 
 /* an entry: this header, then channel bytes, then payload bytes (no NULs) */
@@ -196,6 +254,7 @@ typedef struct NeChannelEntry
 {
 	NeChannelKey key;
 	int			nlisteners;
+	pg_atomic_uint64 sent;		/* notifications queued on it while listened */
 	uint64		bits[FLEXIBLE_ARRAY_MEMBER];	/* bitmapWords words */
 } NeChannelEntry;
 
@@ -246,6 +305,8 @@ extern void ne_registry_remove(char **channels, int n);
 extern void ne_registry_remove_all(void);
 extern void ne_registry_remove_uncommitted(void);
 extern void ne_registry_bitmap(Oid dboid, const char *channel, uint64 *bitmap);
+extern bool ne_registry_slot_listens(Oid dboid, const char *channel, int slot);
+extern void ne_registry_count_sent(Oid dboid, const char *channel, int n);
 extern NeLocalChannel *ne_local_lookup(const char *channel);
 extern List *ne_registry_listening_channels(void);
 
@@ -267,6 +328,14 @@ extern void ne_check_listen_allowed(const char *cmdname, bool listen);
 #define NE_ACTION_LISTEN		1
 #define NE_ACTION_UNLISTEN		2
 #define NE_ACTION_UNLISTEN_ALL	3
+
+/* overflow.c */
+extern int	ne_queue_full_action;
+extern bool ne_queue_make_room(uint64 need, int **affected, int *naffected);
+extern void ne_overflow_after_publish(const int *affected, int naffected);
+extern void ne_overflow_init(void);
+extern Size ne_gap_build(const NeGap *gap, char *buf, Size bufsize,
+						 bool notice);
 
 /* deliver.c */
 extern void ne_deliver_prepare(void);

@@ -170,6 +170,8 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	bool		warn = false;
 	int			warnPid = 0;
 	bool		warnSending = false;
+	int		   *affected = NULL;
+	int			naffected = 0;
 	double		warnFill = 0;
 
 	*nwake = 0;
@@ -214,6 +216,13 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 		ne_queue_advance_tail_locked();
 	if (ne_shared->ringSize - (ne_shared->head - ne_shared->tail) < total)
 	{
+		/* full: notify_ext.queue_full_action may move the laggards (overflow.c) */
+		ne_shared->queueFullCount++;
+		if (ne_queue_make_room(total, &affected, &naffected))
+			ne_queue_advance_tail_locked();
+	}
+	if (ne_shared->ringSize - (ne_shared->head - ne_shared->tail) < total)
+	{
 		bool		sending;
 		int			pid = ne_queue_oldest_listener(&sending);
 		uint64		ringSize = ne_shared->ringSize;
@@ -255,6 +264,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	hdr.length = (uint32) total;
 	hdr.srcPid = MyProcPid;
 	hdr.nentries = (uint32) n;
+	hdr.time = GetCurrentTimestamp();
 	ne_ring_write(pos, &hdr, sizeof(hdr));
 	pg_atomic_init_u32(ne_batch_state(pos), NE_BATCH_PENDING);
 	ne_ring_write(pos + MAXALIGN(sizeof(NotifyExtBatchHeader)), bitmap,
@@ -282,6 +292,15 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	ne_shared->head = pos + total;
 	ne_shared->batchesPublished++;
 	ne_shared->notificationsPublished += n;
+
+	/* per-channel counters, for monitoring (registryLock still held) */
+	for (int i = 0, j; i < n; i = j)
+	{
+		for (j = i + 1; j < n && strcmp(NE_PN_CHANNEL(notifies[i]),
+										NE_PN_CHANNEL(notifies[j])) == 0; j++)
+			;
+		ne_registry_count_sent(MyDatabaseId, NE_PN_CHANNEL(notifies[i]), j - i);
+	}
 
 	/* point the interested listeners at this batch, collect whom to wake */
 	for (int w = 0; w < ne_shared->bitmapWords; w++)
@@ -327,6 +346,9 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	LWLockRelease(ne_shared->queueLock);
 	LWLockRelease(ne_shared->registryLock);
 	pfree(bitmap);
+
+	if (naffected > 0)
+		ne_overflow_after_publish(affected, naffected);
 
 	if (warn)
 		ereport(WARNING,

@@ -90,6 +90,32 @@ ne_registry_bitmap(Oid dboid, const char *channel, uint64 *bitmap)
 		bitmap[w] |= entry->bits[w];
 }
 
+/* Count n notifications queued on (dboid, channel).  Caller holds registryLock. */
+void
+ne_registry_count_sent(Oid dboid, const char *channel, int n)
+{
+	NeChannelKey key;
+	NeChannelEntry *entry;
+
+	ne_make_key(&key, dboid, channel);
+	entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key, HASH_FIND, NULL);
+	if (entry != NULL)
+		pg_atomic_fetch_add_u64(&entry->sent, n);
+}
+
+/* Does slot listen on (dboid, channel)?  Caller holds registryLock. */
+bool
+ne_registry_slot_listens(Oid dboid, const char *channel, int slot)
+{
+	NeChannelKey key;
+	NeChannelEntry *entry;
+
+	ne_make_key(&key, dboid, channel);
+	entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key, HASH_FIND, NULL);
+	return entry != NULL &&
+		(entry->bits[slot / 64] & (UINT64CONST(1) << (slot % 64))) != 0;
+}
+
 /* Clear our bit on (MyDatabaseId, channel).  Caller holds registryLock excl. */
 static void
 ne_shared_remove_locked(const char *channel)
@@ -194,6 +220,15 @@ ne_registry_add(char **channels, int n)
 		slot->dboid = MyDatabaseId;
 		pg_atomic_write_u64(&slot->wakeupPos, NE_INVALID_POS);
 		pg_atomic_write_u32(&slot->sending, 0);
+		pg_atomic_write_u64(&slot->delivered, 0);
+		pg_atomic_write_u32(&slot->gapPending, 0);
+		pg_atomic_write_u32(&slot->terminating, 0);
+		slot->listenSince = GetCurrentTimestamp();
+		slot->resumePos = NE_INVALID_POS;
+		slot->resumeEntry = 0;
+		slot->skips = 0;
+		slot->missed = 0;
+		memset(&slot->gap, 0, sizeof(slot->gap));
 		/* a new incarnation: our pid, next generation, flag clear */
 		pg_atomic_write_u64(&slot->wake,
 							NE_WAKE_MAKE(MyProcPid,
@@ -229,6 +264,7 @@ ne_registry_add(char **channels, int n)
 		if (!found)
 		{
 			entry->nlisteners = 0;
+			pg_atomic_init_u64(&entry->sent, 0);
 			memset(entry->bits, 0, sizeof(uint64) * ne_shared->bitmapWords);
 		}
 		if ((entry->bits[slotno / 64] & (UINT64CONST(1) << (slotno % 64))) == 0)

@@ -148,6 +148,11 @@ ne_add_notify(const char *channel, const char *payload)
 				 errmsg("cannot send notifications from a parallel worker")));
 	/* every path (ext_notify, pg_notify and NOTIFY in drop-in mode, triggers) */
 	PreventCommandDuringRecovery("NOTIFY");
+	if (strcmp(channel, NE_GAP_CHANNEL) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("channel \"%s\" is reserved for notify_ext's gap signal", NE_GAP_CHANNEL),
+				 errdetail("Only notify_ext sends on it, to a session that missed notifications.")));
 	ne_check_can_queue();
 
 	old = MemoryContextSwitchTo(TopTransactionContext);

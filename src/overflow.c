@@ -1,0 +1,333 @@
+/*-------------------------------------------------------------------------
+ *
+ * overflow.c
+ *	  What a full queue does to the listeners that hold it:
+ *	  notify_ext.queue_full_action, and the gap signal.
+ *
+ * When a notifying commit finds the ring full because listeners have not
+ * read (queue.c, under the locks), the action decides:
+ *	  error		 the commit fails, as in core;
+ *	  skip		 the listeners holding the oldest unread batches are moved
+ *				 past them, just far enough to make room, and told later;
+ *	  terminate	 the same, and their sessions are ended (SIGTERM, with a
+ *				 FATAL message of ours, rewritten by an emit_log_hook).
+ * A PENDING batch is never skipped: room is made only up to the first one.
+ *
+ * What a skipped listener missed is counted exactly (entries of COMMITTED
+ * batches of its database that name its slot, on channels it listens to,
+ * minus those of a half-sent batch it already sent) and kept in its slot
+ * (NeGap).  Its drain reports the gap, at the place of the missed
+ * notifications and before any later one, as a WARNING NoticeResponse
+ * (SQLSTATE 01N01) and, if the session listens on "notify_ext.gap", as a
+ * NotificationResponse on that channel with a JSON payload (deliver.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "notify_ext.h"
+
+#include <signal.h>
+
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/elog.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+int			ne_queue_full_action = NE_FULL_ERROR;
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/* slot and pid of each listener moved by ne_queue_make_room */
+typedef struct NeAffected
+{
+	int			slot;
+	int			pid;
+	uint64		missed;
+} NeAffected;
+
+static const struct config_enum_entry ne_full_action_options[] = {
+	{"error", NE_FULL_ERROR, false},
+	{"skip", NE_FULL_SKIP, false},
+	{"terminate", NE_FULL_TERMINATE, false},
+	{NULL, 0, false}
+};
+
+static void
+ne_gap_add(NeGap *gap, const char *channel)
+{
+	gap->count++;
+	for (int i = 0; i < gap->nchannels; i++)
+	{
+		if (strcmp(gap->channels[i].channel, channel) == 0)
+		{
+			gap->channels[i].count++;
+			return;
+		}
+	}
+	if (gap->nchannels < NE_GAP_MAX_CHANNELS)
+	{
+		strlcpy(gap->channels[gap->nchannels].channel, channel, NAMEDATALEN);
+		gap->channels[gap->nchannels].count = 1;
+		gap->nchannels++;
+		return;
+	}
+	gap->otherCount++;
+}
+
+/*
+ * Count, into the slot's gap, what it has not read in [from, to).
+ * Caller holds registryLock (shared) and queueLock (exclusive).
+ */
+static uint64
+ne_count_missed(int slotno, uint64 from, uint64 to)
+{
+	NotifyExtSlot *slot = &ne_shared->slots[slotno];
+	Size		hdrSize = ne_batch_header_size();
+	Size		bitOffset = MAXALIGN(sizeof(NotifyExtBatchHeader)) +
+		sizeof(uint64) * (slotno / 64);
+	uint64		myBit = UINT64CONST(1) << (slotno % 64);
+	uint64		before = slot->gap.count;
+	uint64		pos = from;
+
+	while (pos < to)
+	{
+		NotifyExtBatchHeader hdr;
+		uint64		word;
+		uint32		state;
+		uint64		epos = pos + hdrSize;
+		uint32		first = 0;
+
+		ne_ring_read(pos, &hdr, sizeof(hdr));
+		ne_ring_read(pos + bitOffset, &word, sizeof(word));
+		state = pg_atomic_read_u32((pg_atomic_uint32 *) (ne_ring + pos % ne_shared->ringSize));
+
+		if ((word & myBit) != 0 && state == NE_BATCH_COMMITTED &&
+			hdr.dboid == slot->dboid)
+		{
+			if (slot->resumePos == pos)
+				first = slot->resumeEntry;
+			for (uint32 idx = 0; idx < hdr.nentries; idx++)
+			{
+				NotifyExtEntryHeader eh;
+				char		channel[NAMEDATALEN];
+
+				ne_ring_read(epos, &eh, sizeof(eh));
+				ne_ring_read(epos + sizeof(eh), channel, eh.channelLen);
+				channel[eh.channelLen] = '\0';
+				if (idx >= first && ne_registry_slot_listens(hdr.dboid, channel, slotno))
+					ne_gap_add(&slot->gap, channel);
+				epos += sizeof(eh) + eh.channelLen + eh.payloadLen;
+			}
+		}
+		pos += hdr.length;
+	}
+	return slot->gap.count - before;
+}
+
+/*
+ * The ring lacks `need` bytes although the tail is up to date.  Under
+ * queue_full_action skip or terminate, move the listeners that hold the
+ * oldest unread batches past just enough of them, never past a PENDING
+ * batch.  Returns false if no room can be made (action error, a batch
+ * larger than the ring, or a PENDING batch in the way); the caller then
+ * fails the commit.  *affected gets an array (NeAffected, opaque to the
+ * caller) for ne_overflow_after_publish.
+ *
+ * Caller holds registryLock (shared) and queueLock (exclusive).
+ */
+bool
+ne_queue_make_room(uint64 need, int **affected, int *naffected)
+{
+	uint64		target;
+	uint64		pos;
+	NeAffected *aff;
+	int			n = 0;
+
+	*affected = NULL;
+	*naffected = 0;
+	ne_shared->lastFullAction = ne_queue_full_action;
+
+	if (ne_queue_full_action == NE_FULL_ERROR || need > ne_shared->ringSize)
+		return false;
+
+	/* the tail has to reach target; find the batch boundary at or after it */
+	target = ne_shared->head + need - ne_shared->ringSize;
+	pos = ne_shared->tail;
+	while (pos < target)
+	{
+		NotifyExtBatchHeader hdr;
+		uint32		state;
+
+		ne_ring_read(pos, &hdr, sizeof(hdr));
+		state = pg_atomic_read_u32((pg_atomic_uint32 *) (ne_ring + pos % ne_shared->ringSize));
+		if (state == NE_BATCH_PENDING)
+			return false;		/* still being committed: never skipped */
+		pos += hdr.length;
+	}
+
+	aff = palloc(sizeof(NeAffected) * ne_shared->nslots);
+	for (int i = 0; i < ne_shared->nslots; i++)
+	{
+		NotifyExtSlot *slot = &ne_shared->slots[i];
+		uint64		w = pg_atomic_read_u64(&slot->wakeupPos);
+		uint64		missed;
+
+		if (slot->pid == 0 || w == NE_INVALID_POS || w >= pos)
+			continue;
+		if (slot->gap.count == 0)
+			slot->gap.fromPos = w;
+		missed = ne_count_missed(i, w, pos);
+		slot->gap.toPos = pos;
+		slot->missed += missed;
+		slot->skips++;
+		slot->resumePos = NE_INVALID_POS;
+		pg_atomic_write_u64(&slot->wakeupPos,
+							pos >= ne_shared->head ? NE_INVALID_POS : pos);
+		if (slot->gap.count > 0)
+			pg_atomic_write_u32(&slot->gapPending, 1);
+		ne_shared->skipCount++;
+		ne_shared->skippedNotifications += missed;
+		if (ne_queue_full_action == NE_FULL_TERMINATE)
+		{
+			pg_atomic_write_u32(&slot->terminating, 1);
+			ne_shared->terminateCount++;
+		}
+		aff[n].slot = i;
+		aff[n].pid = slot->pid;
+		aff[n].missed = missed;
+		n++;
+	}
+	*affected = (int *) aff;
+	*naffected = n;
+	return true;
+}
+
+/*
+ * After the publisher released its locks: log what was done, wake the
+ * skipped listeners (an idle one reports its gap at once), or end them.
+ */
+void
+ne_overflow_after_publish(const int *affected, int naffected)
+{
+	const NeAffected *aff = (const NeAffected *) affected;
+	bool		terminate = (ne_queue_full_action == NE_FULL_TERMINATE);
+
+	for (int i = 0; i < naffected; i++)
+	{
+		int			slot = aff[i].slot;
+
+		ereport(LOG,
+				(errmsg("notify_ext: the NOTIFY queue was full: moved the listener with PID %d past %llu notifications it had not read%s",
+						aff[i].pid, (unsigned long long) aff[i].missed,
+						terminate ? ", and terminated it" : ""),
+				 errdetail("notify_ext.queue_full_action is \"%s\".",
+						   terminate ? "terminate" : "skip")));
+		if (terminate)
+		{
+			/* as pg_terminate_backend() does it, without its permission check */
+			if (BackendPidGetProc(aff[i].pid) != NULL)
+				(void) kill(aff[i].pid, SIGTERM);
+		}
+		else
+			ne_signal_listeners(&slot, 1);
+	}
+}
+
+/*
+ * Give a session ended by queue_full_action = terminate a FATAL message
+ * that says why, instead of "terminating connection due to administrator
+ * command".  Runs in the terminated backend itself.
+ */
+static void
+ne_emit_log_hook(ErrorData *edata)
+{
+	int			slotno;
+
+	if (edata->elevel == FATAL && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN &&
+		ne_shared != NULL && ne_slot_active && (slotno = ne_my_slot()) >= 0 &&
+		pg_atomic_read_u32(&ne_shared->slots[slotno].terminating) != 0)
+	{
+		edata->message = MemoryContextStrdup(ErrorContext,
+											 "terminating connection because it did not read its notifications and the NOTIFY queue was full");
+		edata->detail = MemoryContextStrdup(ErrorContext,
+											"notify_ext.queue_full_action is \"terminate\": a session that holds the NOTIFY queue when it fills is ended.");
+		edata->hint = MemoryContextStrdup(ErrorContext,
+										  "Reconnect and LISTEN again; notifications sent meanwhile were not received.  Read notifications promptly and keep listening sessions out of long transactions.");
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+void
+ne_overflow_init(void)
+{
+	DefineCustomEnumVariable("notify_ext.queue_full_action",
+							 "What a notifying commit does when listeners that have not read fill the queue.",
+							 "error: the commit fails (core's behaviour); skip: those listeners are moved past "
+							 "the notifications they have not read and told so; terminate: their sessions are ended.",
+							 &ne_queue_full_action,
+							 NE_FULL_ERROR,
+							 ne_full_action_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = ne_emit_log_hook;
+}
+
+/*
+ * Render a gap: as the notice's detail (notice = true) or as the JSON
+ * payload of the notify_ext.gap notification.  Bytes outside printable
+ * ASCII in channel names are written as \xNN (notice) or \u00NN (JSON), so
+ * the text is the same in every client encoding.  Never fails; truncates
+ * at bufsize.  Returns the length.
+ */
+Size
+ne_gap_build(const NeGap *gap, char *buf, Size bufsize, bool notice)
+{
+	Size		len = 0;
+
+#define NE_APPEND(...) \
+	do { \
+		int			r_ = snprintf(buf + len, bufsize - len, __VA_ARGS__); \
+		if (r_ > 0) \
+			len = Min(len + (Size) r_, bufsize - 1); \
+	} while (0)
+
+	if (bufsize == 0)
+		return 0;
+	buf[0] = '\0';
+	if (!notice)
+		NE_APPEND("{\"missed\": %llu, \"channels\": {", (unsigned long long) gap->count);
+	else
+		NE_APPEND("Missed: ");
+	for (int i = 0; i < gap->nchannels; i++)
+	{
+		const unsigned char *c = (const unsigned char *) gap->channels[i].channel;
+
+		NE_APPEND("%s\"", i > 0 ? ", " : "");
+		for (; *c; c++)
+		{
+			if (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\')
+				NE_APPEND("%c", *c);
+			else if (notice)
+				NE_APPEND("\\x%02x", *c);
+			else
+				NE_APPEND("\\u%04x", *c);
+		}
+		NE_APPEND("\"%s%llu", notice ? ": " : ": ",
+				  (unsigned long long) gap->channels[i].count);
+	}
+	if (!notice)
+		NE_APPEND("}, \"other_channels\": %llu, \"reason\": \"queue full\", \"from_position\": %llu, \"to_position\": %llu}",
+				  (unsigned long long) gap->otherCount,
+				  (unsigned long long) gap->fromPos,
+				  (unsigned long long) gap->toPos);
+	else if (gap->otherCount > 0)
+		NE_APPEND(", and %llu on other channels.", (unsigned long long) gap->otherCount);
+	else
+		NE_APPEND(".");
+#undef NE_APPEND
+	return len;
+}
