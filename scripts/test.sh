@@ -28,6 +28,9 @@
 #              and backends run under valgrind memcheck, a short workload;
 #              fails on any error report with a frame in notify_ext.so
 #   model      test/model/run.sh: Spin checks test/model/wakeup.pml (wake-up protocol)
+#   upgrade    test/upgrade/run.sh: CREATE EXTENSION notify_ext VERSION '1.0' +
+#              ALTER EXTENSION UPDATE must give what a fresh CREATE EXTENSION
+#              gives (member objects, definitions, ACLs; pg_dump)
 #   serverlog  the main cluster's log has no crash, PANIC or assertion failure
 #   ubsan      (only with NE_SANITIZE=undefined) no UBSan report ("runtime
 #              error:") in any server log of the run (every log/ directory
@@ -57,7 +60,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$NE_ROOT"
 
-ALL_SUITES=(regress isolation pgtap client golang nopreload tap stress soak valgrind model)
+ALL_SUITES=(regress isolation pgtap client golang nopreload tap stress soak valgrind model upgrade)
 if [ $# -gt 0 ]; then
 	for s in "$@"; do
 		[[ " ${ALL_SUITES[*]} " == *" $s "* ]] ||
@@ -502,6 +505,13 @@ suite_soak() {
 # the Spin model of the wake-up protocol (no cluster needed)
 suite_model() {
 	run_program "model/run.sh" test/model/run.sh
+}
+
+# ---------------------------------------------------------------- upgrade
+# 1.0 updated to the default version equals a fresh install (two databases
+# of the main cluster, dropped afterwards)
+suite_upgrade() {
+	run_program "upgrade/run.sh" env "${MAIN_ENV[@]}" test/upgrade/run.sh
 }
 
 # --------------------------------------------------------------- serverlog
