@@ -11,14 +11,15 @@ OBJS = \
 	src/intercept.o \
 	src/trigger.o \
 	src/overflow.o \
-	src/stats.o
+	src/stats.o \
+	src/pattern.o
 
 EXTENSION = notify_ext
 # notify_ext--1.1.sql installs 1.1 directly; 1.0 stays installable and
 # notify_ext--1.0--1.1.sql updates it (test/upgrade/run.sh: same result)
 DATA = notify_ext--1.0.sql notify_ext--1.1.sql notify_ext--1.0--1.1.sql
 # pg_regress suites (sql/, expected/), in order; scripts/test.sh runs them
-REGRESS = notify_ext queue_full intercept trigger monitoring
+REGRESS = notify_ext queue_full intercept trigger monitoring patterns
 # TAP tests (t/*.pl, PostgreSQL::Test::Cluster: multi-server setups):
 # "make installcheck" runs them with prove against the installed binaries
 # (PROVE_FLAGS=-v for every result line); scripts/test.sh tap runs them too
@@ -40,3 +41,16 @@ $(OBJS): src/notify_ext.h
 # the pg_regress suites, for scripts/test.sh
 print-regress:
 	@echo $(REGRESS)
+
+# make dist: the release archive for PGXN, $(EXTENSION)-$(DIST_VERSION).zip,
+# every file under $(EXTENSION)-$(DIST_VERSION)/.  It is git archive of the
+# committed HEAD: uncommitted changes and untracked files are not in it, and
+# build products (ignored, never committed) cannot be.  DIST_REF=<commit or
+# tree> archives another one.  DIST_VERSION must equal META.json's "version"
+# and debian/changelog's upstream version (test/package/run.sh checks).
+DIST_VERSION = 1.1.0
+DIST_REF = HEAD
+dist:
+	git archive --format=zip --prefix=$(EXTENSION)-$(DIST_VERSION)/ \
+		-o $(EXTENSION)-$(DIST_VERSION).zip $(DIST_REF)
+.PHONY: dist

@@ -200,3 +200,28 @@ COMMENT ON VIEW notify_ext_channels IS
 
 REVOKE ALL ON notify_ext_channels FROM PUBLIC;
 GRANT SELECT ON notify_ext_channels TO pg_monitor;
+
+-- pattern subscriptions (LIKE syntax over channel names)
+CREATE FUNCTION ext_listen_pattern(pattern text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'ext_listen_pattern'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION ext_listen_pattern(text) IS
+'start listening, at commit, on every channel whose name matches a LIKE pattern (% any string, _ one character, \ escapes)';
+
+CREATE FUNCTION ext_unlisten_pattern(pattern text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'ext_unlisten_pattern'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION ext_unlisten_pattern(text) IS
+'stop listening on a pattern at commit of the current transaction';
+
+CREATE FUNCTION ext_listening_patterns()
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'ext_listening_patterns'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION ext_listening_patterns() IS
+'patterns this session listens on (committed ones only), in LISTEN order';

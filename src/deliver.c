@@ -220,7 +220,8 @@ ne_drain_some(bool *more, bool *gotGap)
 			channel[eh.channelLen] = '\0';
 
 			lc = ne_local_lookup(channel);
-			if (lc != NULL && lc->committed && lc->startPos <= pos)
+			if ((lc != NULL && lc->committed && lc->startPos <= pos) ||
+				ne_pattern_local_match(channel, pos))
 			{
 				uint32		bodyLen = 4 + eh.channelLen + 1 + eh.payloadLen + 1;
 				char	   *p;

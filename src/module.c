@@ -80,6 +80,7 @@ ne_shmem_request(void)
 	size = add_size(size, MAXALIGN(ne_ring_bytes()));
 	size = add_size(size, hash_estimate_size(ne_max_channels,
 											 ne_channel_entry_size()));
+	size = add_size(size, MAXALIGN(ne_pattern_shmem_size()));
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche(NE_TRANCHE_NAME, 2);
 }
@@ -120,6 +121,7 @@ ne_shmem_startup(void)
 		ne_shared->terminateCount = 0;
 		ne_shared->skippedNotifications = 0;
 		ne_shared->lastFullAction = -1;
+		ne_shared->npatterns = 0;
 		for (int i = 0; i < MaxBackends; i++)
 		{
 			ne_shared->slots[i].pid = 0;
@@ -141,6 +143,12 @@ ne_shmem_startup(void)
 	}
 
 	ne_ring = ShmemInitStruct("notify_ext ring", ne_ring_bytes(), &found);
+	{
+		char	   *table = ShmemInitStruct("notify_ext patterns",
+											ne_pattern_shmem_size(), &found);
+
+		ne_pattern_shmem_init(table, found);
+	}
 
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(NeChannelKey);
@@ -201,6 +209,18 @@ _PG_init(void)
 							4096,
 							16,
 							1000000,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("notify_ext.max_patterns",
+							"Maximum number of distinct (database, pattern) "
+							"pairs listened to with ext_listen_pattern() at the same time.",
+							NULL,
+							&ne_max_patterns,
+							1024,
+							1,
+							100000,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);

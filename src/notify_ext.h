@@ -63,6 +63,8 @@
  *	  "notify_ext ring"	   notify_ext.queue_size bytes of batches
  *	  "notify_ext channels" hash (dboid, channel) -> slot bitmap,
  *						   notify_ext.max_channels entries, fixed size
+ *	  "notify_ext patterns" notify_ext.max_patterns NePatternEntry
+ *						   (dboid, LIKE pattern) -> slot bitmap
  *
  *	  Ring positions are 64-bit byte offsets that only grow; the byte of
  *	  position p is ring[p % ringSize].  Batches start MAXALIGNed, so the
@@ -70,7 +72,8 @@
  *
  * LOCKING RULES
  *
- *	  registryLock: the channel hash and the listener bits in it (the
+ *	  registryLock: the channel hash, the pattern table and the listener
+ *					bits in them (the
  *					per-channel sent counters are atomics).
  *	  queueLock:	head, tail, ring contents of non-PENDING batches' headers,
  *					the counters in NotifyExtShared, and every slot's
@@ -221,6 +224,7 @@ typedef struct NotifyExtShared
 	uint64		terminateCount; /* listeners terminated for it */
 	uint64		skippedNotifications;	/* notifications they missed */
 	int			lastFullAction; /* NE_FULL_* taken last time, or -1 */
+	int			npatterns;		/* pattern table entries in use (registryLock) */
 	NotifyExtSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } NotifyExtShared;
 
@@ -257,6 +261,17 @@ typedef struct NeChannelEntry
 	pg_atomic_uint64 sent;		/* notifications queued on it while listened */
 	uint64		bits[FLEXIBLE_ARRAY_MEMBER];	/* bitmapWords words */
 } NeChannelEntry;
+
+/* a pattern subscription (pattern.c): shared table entry */
+#define NE_PATTERN_MAXLEN		(2 * NAMEDATALEN)	/* escapes double a name */
+
+typedef struct NePatternEntry
+{
+	Oid			dboid;
+	int			nlisteners;		/* 0: free entry */
+	char		pattern[NE_PATTERN_MAXLEN];
+	uint64		bits[FLEXIBLE_ARRAY_MEMBER];	/* bitmapWords words */
+} NePatternEntry;
 
 /* a notification buffered by the current transaction (xact.c) */
 typedef struct NePendingNotify
@@ -299,7 +314,10 @@ typedef struct NeLocalChannel
 extern HTAB *ne_local_channels;
 extern bool ne_slot_active;
 extern int	ne_my_slot(void);
+extern void ne_registry_prepare_slot(void);
+extern void ne_registry_activate_slot_locked(void);
 extern void ne_registry_add(char **channels, int n);
+extern void ne_registry_remove_patterns(char **patterns, int n);
 extern void ne_registry_commit_added(char **channels, int n);
 extern void ne_registry_remove(char **channels, int n);
 extern void ne_registry_remove_all(void);
@@ -328,6 +346,26 @@ extern void ne_check_listen_allowed(const char *cmdname, bool listen);
 #define NE_ACTION_LISTEN		1
 #define NE_ACTION_UNLISTEN		2
 #define NE_ACTION_UNLISTEN_ALL	3
+#define NE_ACTION_LISTEN_PATTERN	4
+#define NE_ACTION_UNLISTEN_PATTERN	5
+
+/* pattern.c */
+extern int	ne_max_patterns;
+extern Size ne_pattern_entry_size(void);
+extern Size ne_pattern_shmem_size(void);
+extern void ne_pattern_shmem_init(char *table, bool found);
+extern bool ne_like_match(const char *s, const char *pat);
+extern void ne_validate_pattern(const char *pattern);
+extern void ne_pattern_bitmap(Oid dboid, const char *channel, uint64 *bitmap);
+extern bool ne_pattern_slot_matches(Oid dboid, const char *channel, int slot);
+extern int	ne_pattern_local_count(void);
+extern bool ne_pattern_local_match(const char *channel, uint64 pos);
+extern List *ne_pattern_listening(void);
+extern void ne_pattern_add(char **patterns, int n);
+extern void ne_pattern_commit_added(char **patterns, int n);
+extern bool ne_pattern_remove_uncommitted_locked(void);
+extern void ne_pattern_remove_locked(char **patterns, int n);
+extern void ne_pattern_remove_all_locked(void);
 
 /* overflow.c */
 extern int	ne_queue_full_action;

@@ -197,6 +197,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 			continue;
 		prevChannel = channel;
 		ne_registry_bitmap(MyDatabaseId, channel, bitmap);
+		ne_pattern_bitmap(MyDatabaseId, channel, bitmap);
 	}
 	for (int w = 0; w < ne_shared->bitmapWords; w++)
 		anyone |= (bitmap[w] != 0);

@@ -112,8 +112,10 @@ ne_registry_slot_listens(Oid dboid, const char *channel, int slot)
 
 	ne_make_key(&key, dboid, channel);
 	entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key, HASH_FIND, NULL);
-	return entry != NULL &&
-		(entry->bits[slot / 64] & (UINT64CONST(1) << (slot % 64))) != 0;
+	if (entry != NULL &&
+		(entry->bits[slot / 64] & (UINT64CONST(1) << (slot % 64))) != 0)
+		return true;
+	return ne_pattern_slot_matches(dboid, channel, slot);
 }
 
 /* Clear our bit on (MyDatabaseId, channel).  Caller holds registryLock excl. */
@@ -140,7 +142,8 @@ ne_slot_release_if_idle_locked(void)
 {
 	NotifyExtSlot *slot;
 
-	if (!ne_slot_active || hash_get_num_entries(ne_local_channels) > 0)
+	if (!ne_slot_active || hash_get_num_entries(ne_local_channels) > 0 ||
+		ne_pattern_local_count() > 0)
 		return;
 	slot = &ne_shared->slots[ne_my_slot()];
 	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
@@ -164,6 +167,58 @@ ne_exit_callback(int code pg_attribute_unused(), Datum arg pg_attribute_unused()
 }
 
 /*
+ * Before a first LISTEN (of a channel or a pattern): everything that can
+ * fail for lack of memory, while failing is still harmless.
+ */
+void
+ne_registry_prepare_slot(void)
+{
+	if (ne_my_slot() < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("notify_ext: this process cannot listen")));
+	ne_local_init();
+	ne_deliver_prepare();
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(ne_exit_callback, (Datum) 0);
+		exit_callback_registered = true;
+	}
+}
+
+/* Take our slot if we do not have it yet.  Caller holds registryLock excl. */
+void
+ne_registry_activate_slot_locked(void)
+{
+	NotifyExtSlot *slot;
+
+	if (ne_slot_active)
+		return;
+	slot = &ne_shared->slots[ne_my_slot()];
+	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+	slot->pid = MyProcPid;
+	slot->dboid = MyDatabaseId;
+	pg_atomic_write_u64(&slot->wakeupPos, NE_INVALID_POS);
+	pg_atomic_write_u32(&slot->sending, 0);
+	pg_atomic_write_u64(&slot->delivered, 0);
+	pg_atomic_write_u32(&slot->gapPending, 0);
+	pg_atomic_write_u32(&slot->terminating, 0);
+	slot->listenSince = GetCurrentTimestamp();
+	slot->resumePos = NE_INVALID_POS;
+	slot->resumeEntry = 0;
+	slot->skips = 0;
+	slot->missed = 0;
+	memset(&slot->gap, 0, sizeof(slot->gap));
+	/* a new incarnation: our pid, next generation, flag clear */
+	pg_atomic_write_u64(&slot->wake,
+						NE_WAKE_MAKE(MyProcPid,
+									 NE_WAKE_GEN(pg_atomic_read_u64(&slot->wake)) + 1));
+	LWLockRelease(ne_shared->queueLock);
+	ne_slot_active = true;
+	ne_deliver_reset_resume();
+}
+
+/*
  * PRE_COMMIT: register channels (those not yet listened to).  May ERROR;
  * the abort callback then undoes the partial work (ne_registry_remove_uncommitted).
  */
@@ -175,19 +230,7 @@ ne_registry_add(char **channels, int n)
 	int			nnew = 0;
 	NeLocalChannel **added;
 
-	if (slotno < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("notify_ext: this process cannot listen")));
-
-	/* everything that can fail for lack of memory happens first */
-	ne_local_init();
-	ne_deliver_prepare();
-	if (!exit_callback_registered)
-	{
-		before_shmem_exit(ne_exit_callback, (Datum) 0);
-		exit_callback_registered = true;
-	}
+	ne_registry_prepare_slot();
 
 	added = palloc(sizeof(NeLocalChannel *) * n);
 	for (int i = 0; i < n; i++)
@@ -210,33 +253,7 @@ ne_registry_add(char **channels, int n)
 	}
 
 	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
-
-	if (!ne_slot_active)
-	{
-		NotifyExtSlot *slot = &ne_shared->slots[slotno];
-
-		LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
-		slot->pid = MyProcPid;
-		slot->dboid = MyDatabaseId;
-		pg_atomic_write_u64(&slot->wakeupPos, NE_INVALID_POS);
-		pg_atomic_write_u32(&slot->sending, 0);
-		pg_atomic_write_u64(&slot->delivered, 0);
-		pg_atomic_write_u32(&slot->gapPending, 0);
-		pg_atomic_write_u32(&slot->terminating, 0);
-		slot->listenSince = GetCurrentTimestamp();
-		slot->resumePos = NE_INVALID_POS;
-		slot->resumeEntry = 0;
-		slot->skips = 0;
-		slot->missed = 0;
-		memset(&slot->gap, 0, sizeof(slot->gap));
-		/* a new incarnation: our pid, next generation, flag clear */
-		pg_atomic_write_u64(&slot->wake,
-							NE_WAKE_MAKE(MyProcPid,
-										 NE_WAKE_GEN(pg_atomic_read_u64(&slot->wake)) + 1));
-		LWLockRelease(ne_shared->queueLock);
-		ne_slot_active = true;
-		ne_deliver_reset_resume();
-	}
+	ne_registry_activate_slot_locked();
 
 	LWLockAcquire(ne_shared->queueLock, LW_SHARED);
 	head = ne_shared->head;
@@ -303,12 +320,14 @@ ne_registry_remove_uncommitted(void)
 	NeLocalChannel *lc;
 	bool		any = false;
 
-	if (ne_local_channels == NULL || ne_shared == NULL)
+	if (ne_shared == NULL || (ne_local_channels == NULL && ne_pattern_local_count() == 0))
 		return;
 
 	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
-	hash_seq_init(&seq, ne_local_channels);
-	while ((lc = hash_seq_search(&seq)) != NULL)
+	any = ne_pattern_remove_uncommitted_locked();
+	if (ne_local_channels != NULL)
+		hash_seq_init(&seq, ne_local_channels);
+	while (ne_local_channels != NULL && (lc = hash_seq_search(&seq)) != NULL)
 	{
 		if (lc->committed)
 			continue;
@@ -341,6 +360,18 @@ ne_registry_remove(char **channels, int n)
 	LWLockRelease(ne_shared->registryLock);
 }
 
+/* COMMIT: UNLISTEN these patterns.  Cannot fail. */
+void
+ne_registry_remove_patterns(char **patterns, int n)
+{
+	if (!ne_slot_active)
+		return;
+	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
+	ne_pattern_remove_locked(patterns, n);
+	ne_slot_release_if_idle_locked();
+	LWLockRelease(ne_shared->registryLock);
+}
+
 /* COMMIT of UNLISTEN *, DISCARD ALL, session exit.  Cannot fail. */
 void
 ne_registry_remove_all(void)
@@ -348,15 +379,19 @@ ne_registry_remove_all(void)
 	HASH_SEQ_STATUS seq;
 	NeLocalChannel *lc;
 
-	if (ne_local_channels == NULL || !ne_slot_active)
+	if (!ne_slot_active)
 		return;
 
 	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
-	hash_seq_init(&seq, ne_local_channels);
-	while ((lc = hash_seq_search(&seq)) != NULL)
+	ne_pattern_remove_all_locked();
+	if (ne_local_channels != NULL)
 	{
-		ne_shared_remove_locked(lc->channel);
-		hash_search(ne_local_channels, lc->channel, HASH_REMOVE, NULL);
+		hash_seq_init(&seq, ne_local_channels);
+		while ((lc = hash_seq_search(&seq)) != NULL)
+		{
+			ne_shared_remove_locked(lc->channel);
+			hash_search(ne_local_channels, lc->channel, HASH_REMOVE, NULL);
+		}
 	}
 	ne_slot_release_if_idle_locked();
 	LWLockRelease(ne_shared->registryLock);

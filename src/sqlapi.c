@@ -31,6 +31,9 @@ PG_FUNCTION_INFO_V1(ext_listening_channels);
 PG_FUNCTION_INFO_V1(ext_notification_queue_usage);
 PG_FUNCTION_INFO_V1(ext_listeners);
 PG_FUNCTION_INFO_V1(ext_notification_stats);
+PG_FUNCTION_INFO_V1(ext_listen_pattern);
+PG_FUNCTION_INFO_V1(ext_unlisten_pattern);
+PG_FUNCTION_INFO_V1(ext_listening_patterns);
 
 /*
  * Core's rules for a channel name: not empty, shorter than NAMEDATALEN,
@@ -198,4 +201,60 @@ ext_notification_stats(PG_FUNCTION_ARGS)
 	LWLockRelease(ne_shared->queueLock);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * Pattern subscriptions (pattern.c): LIKE syntax over channel names.
+ */
+static char *
+ne_pattern_arg(FunctionCallInfo fcinfo)
+{
+	char	   *pattern = NULL;
+
+	if (!PG_ARGISNULL(0))
+		pattern = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ne_validate_pattern(pattern);
+	return pattern;
+}
+
+Datum
+ext_listen_pattern(PG_FUNCTION_ARGS)
+{
+	ne_check_preloaded();
+	if (whereToSendOutput != DestRemote)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("notify_ext: only sessions connected to a client can listen")));
+	ne_add_listen_action(NE_ACTION_LISTEN_PATTERN, ne_pattern_arg(fcinfo));
+	PG_RETURN_VOID();
+}
+
+Datum
+ext_unlisten_pattern(PG_FUNCTION_ARGS)
+{
+	ne_check_preloaded();
+	ne_add_listen_action(NE_ACTION_UNLISTEN_PATTERN, ne_pattern_arg(fcinfo));
+	PG_RETURN_VOID();
+}
+
+Datum
+ext_listening_patterns(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *patterns;
+	ListCell   *lc;
+
+	ne_check_preloaded();
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	patterns = ne_pattern_listening();
+	foreach(lc, patterns)
+	{
+		Datum		value = CStringGetTextDatum((char *) lfirst(lc));
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	list_free_deep(patterns);
+	return (Datum) 0;
 }

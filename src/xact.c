@@ -43,8 +43,11 @@ typedef struct NeListenAction
 {
 	SubTransactionId subid;
 	int			action;
-	char		channel[NAMEDATALEN];
+	char		channel[NE_PATTERN_MAXLEN];	/* channel or pattern, zero-padded */
 } NeListenAction;
+
+#define NE_IS_PATTERN_ACTION(a) \
+	((a) == NE_ACTION_LISTEN_PATTERN || (a) == NE_ACTION_UNLISTEN_PATTERN)
 
 /* buffered by the running transaction */
 static NePendingNotify **pending = NULL;
@@ -65,6 +68,10 @@ static char **toAdd = NULL;
 static int	ntoAdd = 0;
 static char **toRemove = NULL;
 static int	ntoRemove = 0;
+static char **toAddPat = NULL;
+static int	ntoAddPat = 0;
+static char **toRemovePat = NULL;
+static int	ntoRemovePat = 0;
 
 static void
 ne_reset_xact_state(void)
@@ -81,6 +88,8 @@ ne_reset_xact_state(void)
 	nwake = 0;
 	toAdd = toRemove = NULL;
 	ntoAdd = ntoRemove = 0;
+	toAddPat = toRemovePat = NULL;
+	ntoAddPat = ntoRemovePat = 0;
 }
 
 static uint32
@@ -247,8 +256,10 @@ ne_add_listen_action(int action, const char *channel)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("cannot listen or unlisten in a parallel worker")));
-	ne_check_listen_allowed(action == NE_ACTION_LISTEN ? "LISTEN" : "UNLISTEN",
-							action == NE_ACTION_LISTEN);
+	ne_check_listen_allowed((action == NE_ACTION_LISTEN ||
+							 action == NE_ACTION_LISTEN_PATTERN) ? "LISTEN" : "UNLISTEN",
+							action == NE_ACTION_LISTEN ||
+							action == NE_ACTION_LISTEN_PATTERN);
 	ne_check_can_queue();
 
 	if (nactions == maxactions)
@@ -263,26 +274,45 @@ ne_add_listen_action(int action, const char *channel)
 	a = &actions[nactions++];
 	a->subid = GetCurrentSubTransactionId();
 	a->action = action;
-	memset(a->channel, 0, NAMEDATALEN);
+	memset(a->channel, 0, NE_PATTERN_MAXLEN);
 	if (channel != NULL)
-		strlcpy(a->channel, channel, NAMEDATALEN);
+		strlcpy(a->channel, channel,
+				NE_IS_PATTERN_ACTION(action) ? NE_PATTERN_MAXLEN : NAMEDATALEN);
 }
 
-/* channel -> index of its last LISTEN/UNLISTEN action (ne_plan_listen_changes) */
+/* (kind, channel or pattern) -> index of its last action (ne_plan_listen_changes) */
+typedef struct NeLastActionKey
+{
+	char		name[NE_PATTERN_MAXLEN];	/* zero-padded */
+	bool		pattern;
+} NeLastActionKey;
+
 typedef struct NeLastAction
 {
-	char		channel[NAMEDATALEN];
+	NeLastActionKey key;
 	int			last;
 } NeLastAction;
 
+static NeLastAction *
+ne_last_action(HTAB *h, const NeListenAction *a, HASHACTION op)
+{
+	NeLastActionKey key;
+
+	memset(&key, 0, sizeof(key));
+	memcpy(key.name, a->channel, NE_PATTERN_MAXLEN);
+	key.pattern = NE_IS_PATTERN_ACTION(a->action);
+	return hash_search(h, &key, op, NULL);
+}
+
 /*
- * Work out, from the ordered actions, which channels to add (now) and which
- * to remove (at commit).  A channel's final state is decided by its last
- * action: LISTEN after the last UNLISTEN *, or not.  Linear in the number
- * of actions (one hash of each channel's last action) and interruptible:
- * this runs at PRE_COMMIT, before the point of no return.  A session that
- * would end up listening on more channels than notify_ext.max_channels
- * fails here, before anything is registered.
+ * Work out, from the ordered actions, which channels and patterns to add
+ * (now) and which to remove (at commit).  The final state of each channel
+ * and each pattern is decided by its last action: a LISTEN after the last
+ * UNLISTEN *, or not.  Linear in the number of actions (one hash of each
+ * name's last action) and interruptible: this runs at PRE_COMMIT, before
+ * the point of no return.  A session that would end up listening on more
+ * channels than notify_ext.max_channels fails here, before anything is
+ * registered.
  */
 static void
 ne_plan_listen_changes(void)
@@ -300,79 +330,126 @@ ne_plan_listen_changes(void)
 	}
 
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = NAMEDATALEN;
+	ctl.keysize = sizeof(NeLastActionKey);
 	ctl.entrysize = sizeof(NeLastAction);
 	ctl.hcxt = CurrentMemoryContext;
 	lastAction = hash_create("notify_ext listen actions",
 							 Min(nactions, 1024), &ctl,
-							 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	for (int i = 0; i < nactions; i++)
 	{
-		NeLastAction *la;
-
 		if ((i & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 		if (actions[i].action == NE_ACTION_UNLISTEN_ALL)
 			continue;
-		la = hash_search(lastAction, actions[i].channel, HASH_ENTER, NULL);
-		la->last = i;
+		ne_last_action(lastAction, &actions[i], HASH_ENTER)->last = i;
 	}
 
 	/* additions, in the order of their (last) LISTEN */
 	toAdd = palloc(sizeof(char *) * (nactions + 1));
 	ntoAdd = 0;
+	toAddPat = palloc(sizeof(char *) * (nactions + 1));
+	ntoAddPat = 0;
 	for (int i = lastAll + 1; i < nactions; i++)
 	{
 		NeLastAction *la;
 
 		if ((i & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
-		if (actions[i].action != NE_ACTION_LISTEN)
+		if (actions[i].action != NE_ACTION_LISTEN &&
+			actions[i].action != NE_ACTION_LISTEN_PATTERN)
 			continue;
-		la = hash_search(lastAction, actions[i].channel, HASH_FIND, NULL);
+		la = ne_last_action(lastAction, &actions[i], HASH_FIND);
 		if (la == NULL || la->last != i)
 			continue;
-		toAdd[ntoAdd++] = actions[i].channel;
-		if (ne_local_lookup(actions[i].channel) == NULL)
-			nnew++;
+		if (actions[i].action == NE_ACTION_LISTEN_PATTERN)
+			toAddPat[ntoAddPat++] = actions[i].channel;
+		else
+		{
+			toAdd[ntoAdd++] = actions[i].channel;
+			if (ne_local_lookup(actions[i].channel) == NULL)
+				nnew++;
+		}
 	}
 
-	/* removals: every current channel not re-listened, or the UNLISTENed */
+	/* removals: every current one not re-listened, or the UNLISTENed */
 	if (lastAll >= 0)
 	{
 		List	   *cur = ne_registry_listening_channels();
+		List	   *curPat = ne_pattern_listening();
 		ListCell   *lc;
+		NeListenAction probe;
 
 		toRemove = palloc(sizeof(char *) * (list_length(cur) + 1));
 		ntoRemove = 0;
 		foreach(lc, cur)
 		{
 			NeLocalChannel *ch = lfirst(lc);
-			NeLastAction *la = hash_search(lastAction, ch->channel,
-										   HASH_FIND, NULL);
+			NeLastAction *la;
 
+			memset(&probe, 0, sizeof(probe));
+			probe.action = NE_ACTION_LISTEN;
+			strlcpy(probe.channel, ch->channel, NAMEDATALEN);
+			la = ne_last_action(lastAction, &probe, HASH_FIND);
 			if (la == NULL || la->last < lastAll ||
 				actions[la->last].action != NE_ACTION_LISTEN)
 				toRemove[ntoRemove++] = pstrdup(ch->channel);
 		}
 		list_free(cur);
+		toRemovePat = palloc(sizeof(char *) * (list_length(curPat) + 1));
+		ntoRemovePat = 0;
+		foreach(lc, curPat)
+		{
+			char	   *pat = lfirst(lc);
+			NeLastAction *la;
+
+			memset(&probe, 0, sizeof(probe));
+			probe.action = NE_ACTION_LISTEN_PATTERN;
+			strlcpy(probe.channel, pat, NE_PATTERN_MAXLEN);
+			la = ne_last_action(lastAction, &probe, HASH_FIND);
+			if (la == NULL || la->last < lastAll ||
+				actions[la->last].action != NE_ACTION_LISTEN_PATTERN)
+				toRemovePat[ntoRemovePat++] = pat;
+		}
 	}
 	else
 	{
+		List	   *curPat = ne_pattern_listening();
+
 		toRemove = palloc(sizeof(char *) * (nactions + 1));
 		ntoRemove = 0;
+		toRemovePat = palloc(sizeof(char *) * (nactions + 1));
+		ntoRemovePat = 0;
 		for (int i = 0; i < nactions; i++)
 		{
 			NeLastAction *la;
 
 			if ((i & 1023) == 0)
 				CHECK_FOR_INTERRUPTS();
-			if (actions[i].action != NE_ACTION_UNLISTEN)
+			if (actions[i].action != NE_ACTION_UNLISTEN &&
+				actions[i].action != NE_ACTION_UNLISTEN_PATTERN)
 				continue;
-			la = hash_search(lastAction, actions[i].channel, HASH_FIND, NULL);
-			if (la != NULL && la->last == i &&
-				ne_local_lookup(actions[i].channel) != NULL)
-				toRemove[ntoRemove++] = actions[i].channel;
+			la = ne_last_action(lastAction, &actions[i], HASH_FIND);
+			if (la == NULL || la->last != i)
+				continue;
+			if (actions[i].action == NE_ACTION_UNLISTEN)
+			{
+				if (ne_local_lookup(actions[i].channel) != NULL)
+					toRemove[ntoRemove++] = actions[i].channel;
+			}
+			else
+			{
+				ListCell   *lc;
+
+				foreach(lc, curPat)
+				{
+					if (strcmp((char *) lfirst(lc), actions[i].channel) == 0)
+					{
+						toRemovePat[ntoRemovePat++] = actions[i].channel;
+						break;
+					}
+				}
+			}
 		}
 	}
 	hash_destroy(lastAction);
@@ -421,6 +498,8 @@ ne_pre_commit(void)
 		ne_plan_listen_changes();
 		if (ntoAdd > 0)
 			ne_registry_add(toAdd, ntoAdd);
+		if (ntoAddPat > 0)
+			ne_pattern_add(toAddPat, ntoAddPat);
 	}
 
 	if (npending > 0)
@@ -443,8 +522,12 @@ ne_commit(void)
 	}
 	if (ntoAdd > 0)
 		ne_registry_commit_added(toAdd, ntoAdd);
+	if (ntoAddPat > 0)
+		ne_pattern_commit_added(toAddPat, ntoAddPat);
 	if (ntoRemove > 0)
 		ne_registry_remove(toRemove, ntoRemove);
+	if (ntoRemovePat > 0)
+		ne_registry_remove_patterns(toRemovePat, ntoRemovePat);
 }
 
 static void
@@ -455,7 +538,7 @@ ne_abort(void)
 		ne_queue_set_state(publishedPos, NE_BATCH_ABORTED);
 		ne_signal_listeners(wakeSlots, nwake);
 	}
-	if (ntoAdd > 0)
+	if (ntoAdd > 0 || ntoAddPat > 0)
 		ne_registry_remove_uncommitted();
 }
 

@@ -93,7 +93,7 @@ def one_round(rnd):
     g.cmd("set pagination off")
     g.cmd("set confirm off")
     g.cmd("break deliver.c:%d" % window_line())
-    if not g.expect(r"Breakpoint 1 at", 30):
+    if not g.expect(r"Breakpoint 1 at", 90):
         check("round %d: gdb set the breakpoint" % rnd, False, "\n".join(g.log[-20:]))
         g.close()
         return
@@ -101,7 +101,7 @@ def one_round(rnd):
     done = threading.Event()
     threading.Thread(target=lambda: (pub.execute("SELECT ext_notify('race', 'one')"),
                                      done.set()), daemon=True).start()
-    hit = g.expect(r"Breakpoint 1,", 20)
+    hit = g.expect(r"Breakpoint 1,", 60)
     check("round %d: the publisher stops between reading the slot and marking it" % rnd, hit,
           "\n".join(g.log[-20:]))
     if not hit:

@@ -1,7 +1,7 @@
 -- The installed surface of notify_ext: functions, views, signatures,
 -- volatility, parallel safety, privileges, settings.
 BEGIN;
-SELECT plan(75);
+SELECT plan(82);
 
 SELECT has_extension('notify_ext');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'notify_ext'), '1.1', 'version 1.1');
@@ -18,6 +18,10 @@ SELECT has_function('ext_notification_stats', ARRAY[]::text[]);
 SELECT has_function('ext_queue_status', ARRAY[]::text[]);
 SELECT has_function('ext_listener_status', ARRAY[]::text[]);
 SELECT has_function('ext_channel_status', ARRAY[]::text[]);
+SELECT has_function('ext_listen_pattern', ARRAY['text']);
+SELECT has_function('ext_unlisten_pattern', ARRAY['text']);
+SELECT has_function('ext_listening_patterns', ARRAY[]::text[]);
+SELECT function_returns('ext_listening_patterns', ARRAY[]::text[], 'setof text');
 
 -- the monitoring views (1.1)
 SELECT has_view('notify_ext_queue');
@@ -123,6 +127,9 @@ SELECT is((SELECT unit FROM pg_settings WHERE name = 'notify_ext.queue_size'), '
 SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'notify_ext.queue_size'), '16384', 'queue_size defaults to 16MB');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'notify_ext.max_channels'), 'postmaster', 'max_channels is postmaster-level');
 SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'notify_ext.max_channels'), '4096', 'max_channels defaults to 4096');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'notify_ext.max_patterns'), 'postmaster', 'max_patterns is postmaster-level');
+SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'notify_ext.max_patterns'), '1024', 'max_patterns defaults to 1024');
+SELECT ok(has_function_privilege('tap_plain_user', 'ext_listen_pattern(text)', 'EXECUTE'), 'PUBLIC may ext_listen_pattern');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'notify_ext.intercept'), 'superuser', 'intercept: superusers only');
 SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'notify_ext.intercept'), 'off', 'intercept is off by default');
 
