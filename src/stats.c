@@ -156,14 +156,17 @@ ne_stats_walk(uint64 from, uint64 head, NeSlotStat *stats,
 
 			entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key,
 												   HASH_FIND, NULL);
-			if (entry == NULL)
+			if (entry == NULL && ne_shared->npatterns == 0)
 				continue;
 			for (int c = 0; c < ncand; c++)
 			{
 				int			i = cand[c];
 				NeSlotStat *s = &stats[i];
 
-				if ((entry->bits[i / 64] & (UINT64CONST(1) << (i % 64))) == 0)
+				/* listened directly, or through one of its patterns */
+				if ((entry == NULL ||
+					 (entry->bits[i / 64] & (UINT64CONST(1) << (i % 64))) == 0) &&
+					!ne_pattern_slot_matches(hdr.dboid, key.channel, i))
 					continue;
 				if (s->resumePos == pos && idx < s->resumeEntry)
 					continue;	/* sent already, the rest of it is not */
