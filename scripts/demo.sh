@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 #
 # scripts/demo.sh: the main job.  Installs what is missing, builds and
-# installs notify_ext, starts a local PostgreSQL 15 whose cluster lives in
-# ./pgdata of this checkout (data in pgdata/data, socket in pgdata, log in
-# pgdata/log) with notify_ext preloaded, creates the extension in database
+# installs notify_ext, starts a local PostgreSQL 15 cluster of its own (data
+# in DIR/data, socket in DIR, log in DIR/log; DIR: see below) with
+# notify_ext preloaded, creates the extension in database
 # postgres and shows it working: the LISTEN/NOTIFY example of the
 # PostgreSQL documentation in psql, then an idle listener that receives
 # from another session without sending a query.  The cluster keeps running.
@@ -11,22 +11,38 @@
 #   scripts/demo.sh          set up (if needed), (re)start, demonstrate
 #   scripts/demo.sh stop     stop the cluster
 #   DEMO_PORT=5500 scripts/demo.sh   another port (default 5499)
+#
+# DIR: as root, /var/lib/postgresql/notify_ext-demo.  The server must run as
+# the postgres user then, and that is its home directory (Debian keeps its
+# own clusters there too), which it owns and reaches: wherever the checkout
+# is (/root included), no directory's owner or mode is changed.  As another
+# user, the server runs as that user, in ./pgdata of this checkout.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$NE_ROOT"
 
-DIR=$NE_ROOT/pgdata
+if ne_is_root; then
+	DIR=/var/lib/postgresql/notify_ext-demo
+else
+	DIR=$NE_ROOT/pgdata
+fi
+# where scripts/demo.sh kept its cluster before, as root too: stop stops it
+OLD_DIR=$NE_ROOT/pgdata
 PORT=${DEMO_PORT:-5499}
 
 case ${1:-} in
 stop)
 	if [ -f "$DIR/data/postmaster.pid" ]; then
 		ne_stop_cluster "$DIR"
-		echo "stopped the notify_ext demo cluster in $DIR"
+		echo "stopped the notify_ext demo cluster in $DIR (its files stay there: rm -rf $DIR removes them)"
 	else
 		echo "the notify_ext demo cluster in $DIR is not running"
+	fi
+	if [ "$OLD_DIR" != "$DIR" ] && [ -f "$OLD_DIR/data/postmaster.pid" ]; then
+		ne_stop_cluster "$OLD_DIR"
+		echo "stopped the demo cluster an earlier scripts/demo.sh left in $OLD_DIR"
 	fi
 	exit 0
 	;;
@@ -37,6 +53,7 @@ stop)
 	;;
 esac
 
+ne_log "scripts/demo.sh: about 15 s once the packages are installed (installing them first: a few minutes)"
 ne_say "dependencies"
 # shellcheck disable=SC2119 # no extra packages
 ne_install_deps
@@ -44,26 +61,17 @@ ne_install_deps
 ne_say "build and install notify_ext"
 ne_build_install
 
-# The server runs as the postgres user when we are root: it must be able to
-# reach ./pgdata through every parent directory of the checkout.
-if ne_is_root; then
-	mkdir -p "$DIR"
-	chown postgres:postgres "$DIR"
-	# each directory from / down to the checkout, outermost first
-	p=""
-	IFS=/ read -r -a parts <<<"${NE_ROOT#/}"
-	for part in "${parts[@]}"; do
-		p=$p/$part
-		if ! runuser -u postgres -- test -x "$p"; then
-			echo "note: the postgres user cannot enter $p: adding o+x (search only) so that it reaches $DIR"
-			chmod o+x "$p"
-		fi
-	done
+if [ "$OLD_DIR" != "$DIR" ] && [ -f "$OLD_DIR/data/postmaster.pid" ]; then
+	ne_warn "an earlier scripts/demo.sh left a demo cluster running in $OLD_DIR: 'scripts/demo.sh stop' stops it too"
 fi
 
 # (re)start, so that a freshly installed notify_ext.so is the one loaded
 ne_stop_cluster "$DIR"
-ne_say "PostgreSQL 15 with notify_ext preloaded, cluster in $DIR, port $PORT"
+if ne_is_root; then
+	ne_say "PostgreSQL 15 with notify_ext preloaded, port $PORT, cluster in $DIR (the postgres user's home: the server runs as postgres)"
+else
+	ne_say "PostgreSQL 15 with notify_ext preloaded, port $PORT, cluster in $DIR"
+fi
 ne_start_cluster "$DIR" "$PORT"
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" \
 	-c "CREATE EXTENSION IF NOT EXISTS notify_ext"

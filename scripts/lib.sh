@@ -105,8 +105,11 @@ ne_pkg_installed() {
 
 # ne_apt PACKAGES...: apt-get install those that are missing; no apt-get
 # at all when none is.  Works on a fresh machine with empty package lists.
+# apt-get's output goes to a log file, shown (its end) only on failure; one
+# progress line per step.  Installing postgresql-15 makes Debian create its
+# own cluster 15/main (port 5432): it is left alone, and said so.
 ne_apt() {
-	local pkg missing=()
+	local pkg missing=() log t0 new_pg=0 main port status sudo=""
 	for pkg in "$@"; do
 		ne_pkg_installed "$pkg" || missing+=("$pkg")
 	done
@@ -115,16 +118,40 @@ ne_apt() {
 	fi
 	command -v apt-get >/dev/null ||
 		ne_die "missing packages (${missing[*]}) and no apt-get: this needs Debian 12"
-	ne_log "installing ${missing[*]}"
-	ne_sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3 update ||
-		ne_die "apt-get update failed"
+	[[ " ${missing[*]} " != *" postgresql-$NE_PG_MAJOR "* ]] || new_pg=1
+	log=$(mktemp "${TMPDIR:-/tmp}/notify_ext-apt.XXXXXX")
+	t0=$SECONDS
+	ne_log "installing with apt-get (a few minutes on a fresh machine): ${missing[*]}"
+	printf '    %s\n' "apt-get's output goes to $log (shown if it fails)"
+	ne_log "apt-get update"
+	ne_sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3 update >>"$log" 2>&1 ||
+		ne_apt_failed "$log" "apt-get update failed"
+	ne_log "apt-get install"
 	ne_sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Acquire::Retries=3 \
 		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		install --no-install-recommends "${missing[@]}" ||
-		ne_die "apt-get install ${missing[*]} failed"
+		install --no-install-recommends "${missing[@]}" >>"$log" 2>&1 ||
+		ne_apt_failed "$log" "apt-get install ${missing[*]} failed"
 	for pkg in "${missing[@]}"; do
-		ne_pkg_installed "$pkg" || ne_die "package $pkg is still not installed"
+		ne_pkg_installed "$pkg" || ne_apt_failed "$log" "package $pkg is still not installed"
 	done
+	rm -f "$log"
+	ne_log "apt-get: done in $((SECONDS - t0)) s"
+	if [ "$new_pg" = 1 ] && main=$(pg_lsclusters -h "$NE_PG_MAJOR" main 2>/dev/null) && [ -n "$main" ]; then
+		read -r _ _ port status _ <<<"$main"
+		ne_is_root || sudo="sudo "
+		ne_log "note: installing postgresql-$NE_PG_MAJOR made Debian create its default cluster $NE_PG_MAJOR/main"
+		printf '    %s\n' "(port $port, $status now; Debian's postgresql service starts it at boot)." \
+			"notify_ext's scripts neither use nor change it (they run clusters of their own)." \
+			"Stop it: ${sudo}pg_ctlcluster $NE_PG_MAJOR main stop; remove it: ${sudo}pg_dropcluster --stop $NE_PG_MAJOR main"
+	fi
+}
+
+# ne_apt_failed LOG MESSAGE: the end of apt-get's output, then die
+ne_apt_failed() {
+	printf '%s\n' "---- last 60 lines of $1 (apt-get's output)" >&2
+	tail -n 60 "$1" >&2
+	printf '%s\n' "---- end of $1" >&2
+	ne_die "$2 (apt-get's full output: $1)"
 }
 
 # ne_install_deps [extra packages...]
@@ -136,7 +163,7 @@ ne_install_deps() {
 # ne_build_install: a clean PGXS build that fails on any compiler warning,
 # then make install into PostgreSQL 15's directories (with sudo if needed).
 ne_build_install() {
-	local log copt="" so optdir="" ldflags=""
+	local log copt="" so optdir="" ldflags="" t0
 	[ -x "$PG_CONFIG" ] || ne_die "$PG_CONFIG not found (package postgresql-server-dev-$NE_PG_MAJOR)"
 	case $NE_SANITIZE in
 	"") ;;
@@ -158,6 +185,7 @@ ne_build_install() {
 		ldflags=$optdir/ubsan_defaults.o
 	fi
 	log=$(mktemp "${TMPDIR:-/tmp}/notify_ext-build.XXXXXX")
+	t0=$SECONDS
 	ne_log "building: make clean && make (PG_CONFIG=$PG_CONFIG${copt:+ COPT=$copt PG_LDFLAGS=$ldflags})"
 	if ! (cd "$NE_ROOT" && make -s clean PG_CONFIG="$PG_CONFIG" &&
 		make PG_CONFIG="$PG_CONFIG" ${copt:+"COPT=$copt" "PG_LDFLAGS=$ldflags"}) >"$log" 2>&1; then
@@ -173,7 +201,7 @@ ne_build_install() {
 		ne_die "the build has compiler warnings (above); it must be warning-free"
 	fi
 	rm -f "$log"
-	ne_log "build: ok, no compiler warnings; installing"
+	ne_log "build: ok in $((SECONDS - t0)) s, no compiler warnings; installing into $("$PG_CONFIG" --pkglibdir)"
 	# install(1) overwrites an existing file in place (same inode), and every
 	# running server that has the old module mapped would then crash: remove
 	# it first, so that running servers keep theirs and the new one is a new file
@@ -202,6 +230,10 @@ ne_build_install() {
 # "shared_preload_libraries = ''").  Exports PGHOST=DIR PGPORT=PORT
 # PGUSER=postgres PGDATABASE=postgres.  A Unix socket path has at most 107
 # bytes: keep DIR short (a mktemp directory in /tmp is).
+# As root, DIR itself (the cluster's directory, which the caller creates or
+# names) is given to the postgres user; no other directory changes owner or
+# mode: if postgres cannot reach DIR (a parent such as a mode-700 home
+# directory), it fails and says so, and never opens a parent directory up.
 ne_start_cluster() {
 	local dir=${1:?ne_start_cluster: DIR missing} port=${2:?ne_start_cluster: PORT missing}
 	shift 2
@@ -211,10 +243,12 @@ ne_start_cluster() {
 	data=$dir/data
 	[ ${#dir} -le 90 ] || ne_die "cluster directory path too long for a Unix socket: $dir"
 	if ne_is_root; then
-		chown postgres:postgres "$dir"
-		chmod 755 "$dir"
-		ne_pguser test -x "$dir" ||
-			ne_die "the postgres user cannot reach $dir (a parent directory is not searchable by others)"
+		if [ "$(stat -c %U "$dir")" != postgres ]; then
+			chown postgres:postgres "$dir"
+			chmod 755 "$dir"
+		fi
+		ne_pguser test -x "$dir" -a -w "$dir" ||
+			ne_die "the postgres user cannot reach $dir: a parent directory is not searchable by others (a home directory such as /root?); use a directory under /tmp (parents' permissions are left as they are)"
 	fi
 	if [ ! -f "$data/PG_VERSION" ]; then
 		ne_log "initdb $data"
@@ -246,10 +280,11 @@ ne_start_cluster() {
 		return 0
 	fi
 	ne_log "starting the cluster in $dir (port $port)${NE_SANITIZE:+ (NE_SANITIZE=$NE_SANITIZE)}"
-	# with NE_SANITIZE, the postmaster (and so every backend) gets UBSAN_OPTIONS
+	# with NE_SANITIZE, the postmaster (and so every backend) gets UBSAN_OPTIONS;
+	# -p: PORT, even if DIR was initialised with another one
 	if ! ne_pguser env ${NE_SANITIZE:+"UBSAN_OPTIONS=${UBSAN_OPTIONS:-$NE_UBSAN_OPTIONS}"} \
 		"$NE_PGBIN/pg_ctl" -D "$data" -l "$dir/log/postmaster.log" -w -t 120 \
-		start >/dev/null; then
+		-o "-p $port" start >/dev/null; then
 		tail -n 40 "$dir/log/postmaster.log" >&2 || true
 		ne_die "the server in $dir did not start (log above)"
 	fi

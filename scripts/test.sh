@@ -54,6 +54,12 @@
 #   SOAK_SECONDS        length of the soak suite's run (default 75, plus up to
 #                       ~30 s of drain and check; bench/soak.sh: 600)
 #   NE_SUMMARY_FILE     also write the closing "N passed, M failed" line there
+#
+# Progress: a line when each suite and program starts (with its usual
+# length) and when each suite ends (with its time); the summary has a time
+# column.  A full run takes 6 to 7 minutes on 2 cores once the packages are
+# installed (SUITE_ABOUT below); the closing line is always
+# "total: N passed, M failed".
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -80,15 +86,36 @@ fi
 SUITE_TIMEOUT=${NE_SUITE_TIMEOUT:-900}
 STRESS_SECONDS=${STRESS_SECONDS:-20}
 STRESS_ROUNDS=${STRESS_ROUNDS:-3}
+RUN_T0=$SECONDS
+
+# how long each suite usually takes, in seconds (measured on 2 cores, the
+# default STRESS_* and SOAK_SECONDS); only for the progress lines
+declare -A SUITE_ABOUT=(
+	[regress]=5 [isolation]=10 [pgtap]=5 [client]=110 [golang]=15 [nopreload]=5
+	[tap]=5 [stress]=$(((STRESS_SECONDS + 5) * (STRESS_ROUNDS + 1) + 5))
+	[soak]=$((${SOAK_SECONDS:-75} + 10)) [valgrind]=15 [model]=10 [upgrade]=5
+)
+BUILD_ABOUT=10 # build and install, start the cluster
+
+# fmt_time SECONDS: "42 s", "3m05s"
+fmt_time() {
+	if [ "$1" -lt 60 ]; then
+		echo "$1 s"
+	else
+		printf '%dm%02ds\n' $(($1 / 60)) $(($1 % 60))
+	fi
+}
 
 # ------------------------------------------------------------ bookkeeping
-ROWS=()        # "name|tests|failed|note"
+ROWS=()        # "name|tests|failed|seconds|note"
 TOTAL_RUN=0
 TOTAL_FAILED=0
+ROW_T0=$SECONDS # start of what the next record() reports
 
-# record NAME TESTS FAILED [NOTE]
+# record NAME TESTS FAILED [NOTE]: its time is since ROW_T0
 record() {
-	ROWS+=("$1|$2|$3|${4:-}")
+	ROWS+=("$1|$2|$3|$((SECONDS - ROW_T0))|${4:-}")
+	ROW_T0=$SECONDS
 	TOTAL_RUN=$((TOTAL_RUN + $2))
 	TOTAL_FAILED=$((TOTAL_FAILED + $3))
 	if [ "$3" -eq 0 ]; then
@@ -99,15 +126,16 @@ record() {
 }
 
 summary() {
-	local row name n f note status
+	local row name n f t note status
 	ne_say "summary"
-	printf '%-38s %6s %7s  %s\n' suite tests failed result
+	printf '%-38s %6s %7s %7s  %s\n' suite tests failed time result
 	for row in "${ROWS[@]}"; do
-		IFS='|' read -r name n f note <<<"$row"
+		IFS='|' read -r name n f t note <<<"$row"
 		if [ "$f" -eq 0 ]; then status=ok; else status=FAILED; fi
-		printf '%-38s %6d %7d  %s%s\n' "$name" "$n" "$f" "$status" "${note:+ ($note)}"
+		printf '%-38s %6d %7d %7s  %s%s\n' "$name" "$n" "$f" "$(fmt_time "$t")" "$status" "${note:+ ($note)}"
 	done
 	echo
+	echo "time: $(fmt_time $((SECONDS - RUN_T0))) (the whole run)"
 	local line="total: $((TOTAL_RUN - TOTAL_FAILED)) passed, $TOTAL_FAILED failed"
 	[ -z "${NE_SUMMARY_FILE:-}" ] || echo "$line" >"$NE_SUMMARY_FILE"
 	echo "$line"
@@ -155,7 +183,9 @@ run_program() {
 	local name=$1 log rc=0
 	shift
 	log=$OUT/$(echo "$name" | tr '/ ' '__').log
-	ne_say "$name"
+	# ABOUT (set by the caller, optional): how long it usually takes
+	ne_say "$name${ABOUT:+ (about $ABOUT)}"
+	ROW_T0=$SECONDS
 	run_logged "$log" "$@" || rc=$?
 	count_program "$name" "$log" "$rc"
 }
@@ -191,6 +221,19 @@ fresh_db() {
 }
 
 # ------------------------------------------------------- deps, build, cluster
+about=$BUILD_ABOUT
+for s in "${ALL_SUITES[@]}"; do
+	! selected "$s" || about=$((about + SUITE_ABOUT[$s]))
+done
+full=$BUILD_ABOUT
+for s in "${ALL_SUITES[@]}"; do
+	full=$((full + SUITE_ABOUT[$s]))
+done
+if [ $# -gt 0 ]; then
+	ne_log "scripts/test.sh $*: usually about $(fmt_time "$about") (a full run: about $(fmt_time "$full")), plus a few minutes if packages are missing"
+else
+	ne_log "scripts/test.sh: every suite, usually about $(fmt_time "$about"), plus a few minutes if packages are missing"
+fi
 extra_pkgs=()
 if selected golang && compgen -G "test/golang/*.sh" >/dev/null; then
 	extra_pkgs+=(golang-go golang-github-lib-pq-dev) # test/golang/run-lib-pq-tests.sh
@@ -233,6 +276,7 @@ trap cleanup EXIT
 
 if [ "${NE_SKIP_BUILD:-0}" != 1 ]; then
 	ne_say "build and install"
+	ROW_T0=$SECONDS
 	if (ne_build_install); then
 		record build 1 0 "warning-free"
 	else
@@ -361,11 +405,12 @@ suite_client() {
 }
 
 # -------------------------------------------------------------------- Go
+# Go's build cache lives in the run's directory, removed with it
 suite_golang() {
 	local f
 	for f in test/golang/*.sh; do
 		[ -x "$f" ] || continue
-		run_program "golang/$(basename "$f")" env "${MAIN_ENV[@]}" "$f"
+		run_program "golang/$(basename "$f")" env "${MAIN_ENV[@]}" GOCACHE="$WORK/gocache" "$f"
 	done
 }
 
@@ -420,7 +465,7 @@ suite_stress() {
 		[[ $(basename "$f") == _* ]] && continue
 		# usage: SCRIPT [seconds] [notifiers] [listeners]; more listeners each round
 		for i in $(seq 1 "$STRESS_ROUNDS"); do
-			run_program "stress/$(basename "$f") round $i" env "${MAIN_ENV[@]}" \
+			ABOUT="$((STRESS_SECONDS + 5)) s" run_program "stress/$(basename "$f") round $i" env "${MAIN_ENV[@]}" \
 				"$NE_PYTHON" "$f" "$STRESS_SECONDS" 4 $((6 + 3 * i))
 		done
 	done
@@ -437,7 +482,7 @@ suite_stress() {
 	for f in test/stress/*.py; do
 		[ -e "$f" ] || continue
 		[[ $(basename "$f") == _* ]] && continue
-		run_program "stress/$(basename "$f") 64kB queue" env PGHOST="$SMALLQ" PGPORT=$((PORT + 2)) \
+		ABOUT="$((STRESS_SECONDS + 5)) s" run_program "stress/$(basename "$f") 64kB queue" env PGHOST="$SMALLQ" PGPORT=$((PORT + 2)) \
 			PGUSER=postgres PGDATABASE=postgres "$NE_PYTHON" "$f" "$STRESS_SECONDS" 4 9
 	done
 	SERVERLOGS+=("$SMALLQ/log/postmaster.log")
@@ -445,10 +490,21 @@ suite_stress() {
 }
 
 # ---------------------------------------------------------------- valgrind
-# its cluster lives in $WORK/valgrind, so the ubsan check below sees its log
+# its cluster lives in $WORK/valgrind, so the ubsan check below sees its log.
+# As root, valgrind runs as postgres and reads test/valgrind/postgres.supp:
+# if postgres cannot read the checkout (one in /root, mode 700), run.sh runs
+# from a copy in $WORK (no directory's permissions are changed)
 suite_valgrind() {
+	local run=test/valgrind/run.sh
+	if ne_is_root && ! ne_pguser test -r "$NE_ROOT/test/valgrind/postgres.supp"; then
+		mkdir -p "$WORK/src/test" "$WORK/src/scripts"
+		cp -R test/valgrind "$WORK/src/test/"
+		cp scripts/lib.sh "$WORK/src/scripts/"
+		run=$WORK/src/test/valgrind/run.sh
+		ne_log "the postgres user cannot read $NE_ROOT: running a copy of test/valgrind in $WORK/src"
+	fi
 	run_program "valgrind/run.sh" env NE_VALGRIND_DIR="$WORK/valgrind" \
-		NE_VALGRIND_PORT=$((PORT + 3)) test/valgrind/run.sh
+		NE_VALGRIND_PORT=$((PORT + 3)) "$run"
 }
 
 # -------------------------------------------------- TAP (PostgreSQL::Test)
@@ -498,7 +554,7 @@ suite_tap() {
 # ------------------------------------------------------------------- soak
 # the fault soak on the main cluster (it creates its second database, soak2)
 suite_soak() {
-	run_program "soak/soak_faults.py" env "${MAIN_ENV[@]}" "$NE_PYTHON" test/soak/soak_faults.py "${SOAK_SECONDS:-75}"
+	ABOUT="$(fmt_time $((${SOAK_SECONDS:-75} + 10)))" run_program "soak/soak_faults.py" env "${MAIN_ENV[@]}" "$NE_PYTHON" test/soak/soak_faults.py "${SOAK_SECONDS:-75}"
 }
 
 # ------------------------------------------------------------------ model
@@ -529,9 +585,19 @@ suite_serverlog() {
 
 for s in "${ALL_SUITES[@]}"; do
 	if selected "$s"; then
+		t0=$SECONDS
+		failed_before=$TOTAL_FAILED
+		ne_say "suite $s: starting (about $(fmt_time "${SUITE_ABOUT[$s]}"))"
+		ROW_T0=$SECONDS
 		"suite_$s"
+		if [ "$TOTAL_FAILED" -eq "$failed_before" ]; then
+			ne_log "suite $s: done in $(fmt_time $((SECONDS - t0)))"
+		else
+			ne_log "suite $s: done in $(fmt_time $((SECONDS - t0))), $((TOTAL_FAILED - failed_before)) FAILED"
+		fi
 	fi
 done
+ROW_T0=$SECONDS
 suite_serverlog
 
 if [ "$TOTAL_FAILED" -ne 0 ]; then
@@ -546,6 +612,7 @@ ne_stop_cluster "$MAIN"
 # is scanned, now that the clusters are stopped
 if [ -n "$NE_SANITIZE" ]; then
 	ne_say "ubsan: UBSan reports in the server logs"
+	ROW_T0=$SECONDS
 	mapfile -t ubsan_logs < <(find "$WORK" -path "$OUT" -prune -o -type f -path '*/log/*' -print | sort)
 	printf '%s\n' "${ubsan_logs[@]}"
 	# reports: "runtime error:" lines, and any other UBSan line but the SUMMARY one
