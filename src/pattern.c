@@ -12,7 +12,9 @@
  *
  * Shared side: a fixed table of (database, pattern) entries, each with the
  * bitmap of listener slots that use it, under registryLock like the
- * channel hash.  The publisher ORs in the bitmaps of the patterns of its
+ * channel hash.  Entries in use are kept compact at the front of the table
+ * (a freed entry is replaced by the last one), so every scan costs the
+ * number of patterns listened to, not the table's size.  The publisher ORs in the bitmaps of the patterns of its
  * database that match each channel of its batch (ne_pattern_bitmap), so
  * only matching sessions are named and woken.  With no pattern in use the
  * cost is one counter test.
@@ -167,13 +169,11 @@ ne_validate_pattern(const char *pattern)
 void
 ne_pattern_bitmap(Oid dboid, const char *channel, uint64 *bitmap)
 {
-	if (ne_shared->npatterns == 0)
-		return;
-	for (int i = 0; i < ne_max_patterns; i++)
+	for (int i = 0; i < ne_shared->npatterns; i++)
 	{
 		NePatternEntry *e = ne_pattern_entry(i);
 
-		if (e->nlisteners == 0 || e->dboid != dboid)
+		if (e->dboid != dboid)
 			continue;
 		if (ne_like_match(channel, e->pattern))
 		{
@@ -189,14 +189,11 @@ ne_pattern_slot_matches(Oid dboid, const char *channel, int slot)
 {
 	uint64		mask = UINT64CONST(1) << (slot % 64);
 
-	if (ne_shared->npatterns == 0)
-		return false;
-	for (int i = 0; i < ne_max_patterns; i++)
+	for (int i = 0; i < ne_shared->npatterns; i++)
 	{
 		NePatternEntry *e = ne_pattern_entry(i);
 
-		if (e->nlisteners == 0 || e->dboid != dboid ||
-			(e->bits[slot / 64] & mask) == 0)
+		if (e->dboid != dboid || (e->bits[slot / 64] & mask) == 0)
 			continue;
 		if (ne_like_match(channel, e->pattern))
 			return true;
@@ -260,20 +257,22 @@ ne_pattern_shared_remove_locked(const char *pattern)
 	int			slot = ne_my_slot();
 	uint64		mask = UINT64CONST(1) << (slot % 64);
 
-	for (int i = 0; i < ne_max_patterns; i++)
+	for (int i = 0; i < ne_shared->npatterns; i++)
 	{
 		NePatternEntry *e = ne_pattern_entry(i);
 
-		if (e->nlisteners == 0 || e->dboid != MyDatabaseId ||
-			strcmp(e->pattern, pattern) != 0)
+		if (e->dboid != MyDatabaseId || strcmp(e->pattern, pattern) != 0)
 			continue;
 		if ((e->bits[slot / 64] & mask) != 0)
 		{
 			e->bits[slot / 64] &= ~mask;
 			if (--e->nlisteners == 0)
 			{
-				e->dboid = InvalidOid;
-				ne_shared->npatterns--;
+				/* keep the table compact: the last entry takes this place */
+				int			last = --ne_shared->npatterns;
+
+				if (i != last)
+					memcpy(e, ne_pattern_entry(last), ne_pattern_entry_size());
 			}
 		}
 		return;
@@ -328,26 +327,20 @@ ne_pattern_add(char **patterns, int n)
 	for (int k = 0; k < n; k++)
 	{
 		NePatternEntry *found = NULL;
-		NePatternEntry *freeEntry = NULL;
 		NeLocalPattern *lp;
 
 		if (ne_local_pattern(patterns[k]) != NULL)
 			continue;
-		for (int i = 0; i < ne_max_patterns && found == NULL; i++)
+		for (int i = 0; i < ne_shared->npatterns && found == NULL; i++)
 		{
 			NePatternEntry *e = ne_pattern_entry(i);
 
-			if (e->nlisteners == 0)
-			{
-				if (freeEntry == NULL)
-					freeEntry = e;
-			}
-			else if (e->dboid == MyDatabaseId && strcmp(e->pattern, patterns[k]) == 0)
+			if (e->dboid == MyDatabaseId && strcmp(e->pattern, patterns[k]) == 0)
 				found = e;
 		}
 		if (found == NULL)
 		{
-			if (freeEntry == NULL)
+			if (ne_shared->npatterns >= ne_max_patterns)
 			{
 				LWLockRelease(ne_shared->registryLock);
 				ereport(ERROR,
@@ -357,7 +350,7 @@ ne_pattern_add(char **patterns, int n)
 								   ne_max_patterns),
 						 errhint("Increase notify_ext.max_patterns.")));
 			}
-			found = freeEntry;
+			found = ne_pattern_entry(ne_shared->npatterns);
 			memset(found, 0, ne_pattern_entry_size());
 			found->dboid = MyDatabaseId;
 			strlcpy(found->pattern, patterns[k], NE_PATTERN_MAXLEN);

@@ -320,7 +320,7 @@ ne_registry_remove_uncommitted(void)
 	NeLocalChannel *lc;
 	bool		any = false;
 
-	if (ne_shared == NULL || (ne_local_channels == NULL && ne_pattern_local_count() == 0))
+	if (ne_shared == NULL)
 		return;
 
 	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
@@ -336,8 +336,12 @@ ne_registry_remove_uncommitted(void)
 			ne_shared_remove_locked(lc->channel);
 		hash_search(ne_local_channels, lc->channel, HASH_REMOVE, NULL);
 	}
-	if (any)
-		ne_slot_release_if_idle_locked();
+	/*
+	 * Also when nothing was removed: a LISTEN that failed after taking the
+	 * slot (pattern table full) must not leave a listener behind.
+	 */
+	(void) any;
+	ne_slot_release_if_idle_locked();
 	LWLockRelease(ne_shared->registryLock);
 }
 

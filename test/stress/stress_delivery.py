@@ -3,10 +3,13 @@
 
 Several notifier processes run transactions of 1-5 notifications on random
 channels, some with savepoints rolled back, some aborted whole.  Listener
-processes listen on different channel sets; some of them sit in transactions
-now and then, some UNLISTEN and LISTEN again (those only check order).  At
-the end every listener must have received exactly the committed
-notifications of its channels, each once, with the order of each
+processes listen on different channel sets, some of them (also, or only)
+through patterns (ext_listen_pattern(), SQL LIKE syntax: % _ and backslash
+escapes), overlapping so that one channel reaches a listener through
+several patterns and its own LISTEN; they sit in transactions now and then.
+At the end every listener must have received exactly the committed
+notifications of its channels and of the channels its patterns match (the
+checker does its own LIKE matching), each once, with the order of each
 transaction kept, each sender's transactions in order, and every pair of
 listeners must agree on the order of the transactions they both saw.
 
@@ -17,6 +20,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import re
 import select
 import sys
 import time
@@ -25,8 +29,59 @@ import psycopg
 
 DSN = dict(host=os.environ.get("PGHOST", "/tmp"), port=os.environ.get("PGPORT", "5432"),
            user=os.environ.get("PGUSER", "postgres"), dbname=os.environ.get("PGDATABASE", "postgres"))
-CHANNELS = ["sa", "sb", "sc"]
-LISTENER_SETS = [["sa"], ["sb"], ["sa", "sb"], ["sa", "sb", "sc"], ["sc"], ["nobody_sends_here"]]
+CHANNELS = ["sa", "sb", "sc", "chan_1", "chan_12", "chanX1", "chanX2"]
+# what each listener listens to: channels (ext_listen) and patterns
+# (ext_listen_pattern); listener i takes LISTENER_SETS[i % len]; the pattern
+# sets alternate with the channel-only ones, so every round (9 listeners or
+# more) has some of each
+LISTENER_SETS = [
+    dict(channels=["sa"], patterns=[]),
+    dict(channels=[], patterns=["s%"]),                         # sa sb sc
+    dict(channels=["sb"], patterns=[]),
+    dict(channels=[], patterns=["chan_1%"]),                    # chan_1 chan_12 chanX1
+    dict(channels=["sa", "sb"], patterns=[]),
+    dict(channels=[], patterns=["chan\\_1%"]),                  # chan_1 chan_12 (escaped _)
+    dict(channels=["sa", "sb", "sc"], patterns=[]),
+    dict(channels=["sa", "chan_1"], patterns=["_a", "s%", "%1"]),  # several ways to sa, chan_1
+    dict(channels=["sc"], patterns=[]),
+    dict(channels=[], patterns=["_han_2", "%X%"]),              # chanX2; chanX1 chanX2
+    dict(channels=["nobody_sends_here"], patterns=[]),
+    dict(channels=["chanX2"], patterns=["nomatch%", "s", "chan\\%"]),  # chanX2 only
+]
+
+
+def like(name, pattern):
+    """SQL LIKE of a channel name (what the server does: % any string, _ one
+    character, a backslash makes the next character literal)."""
+    rx = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            i += 1
+            rx.append(re.escape(pattern[i]))
+        elif ch == "%":
+            rx.append(".*")
+        elif ch == "_":
+            rx.append(".")
+        else:
+            rx.append(re.escape(ch))
+        i += 1
+    return re.fullmatch("".join(rx), name, re.DOTALL) is not None
+
+
+def listens(spec, channel):
+    return channel in spec["channels"] or any(like(channel, p) for p in spec["patterns"])
+
+
+def like_selftest():
+    cases = [("chan_1", "chan_1%", True), ("chanX1", "chan_1%", True), ("chanX1", "chan\\_1%", False),
+             ("chan_12", "chan\\_1%", True), ("chanX2", "_han_2", True), ("chan_12", "_han_2", False),
+             ("sa", "s%", True), ("s", "s%", True), ("s", "s_", False), ("sa", "s", False),
+             ("a%b", "a\\%b", True), ("axb", "a\\%b", False), ("a\\b", "a\\\\b", True),
+             ("chanX2", "chan\\%", False), ("chan%", "chan\\%", True), ("ü1", "_1", True)]
+    for name, pattern, want in cases:
+        assert like(name, pattern) == want, (name, pattern, want)
 
 
 def notifier(idx, seconds, out):
@@ -68,13 +123,15 @@ def notifier(idx, seconds, out):
     out.put(("notifier", idx, committed, full))
 
 
-def listener(idx, channels, seconds, ready, out):
+def listener(idx, spec, seconds, ready, out):
     rnd = random.Random(idx * 104729)
     c = psycopg.connect(**DSN, autocommit=True)
     got = []
     c.add_notify_handler(lambda n: got.append((n.channel, n.payload, n.pid)))
-    for ch in channels:
+    for ch in spec["channels"]:
         c.execute("SELECT ext_listen(%s)", (ch,))
+    for p in spec["patterns"]:
+        c.execute("SELECT ext_listen_pattern(%s)", (p,))
     ready.put(idx)
     busy_until = time.time() + seconds
     deadline = busy_until + 3   # then only wait idle: whatever is missing was a lost wake-up
@@ -100,18 +157,17 @@ def listener(idx, channels, seconds, ready, out):
                     break
                 got.append((n.relname.decode(), n.extra.decode(), n.be_pid))
     c.close()
-    out.put(("listener", idx, channels, got))
+    out.put(("listener", idx, spec, got))
 
 
 def verify(committed, received):
     errors = []
     # committed[(sender, tx)] = list of (channel, payload)
-    for (lidx, channels, got) in received:
-        chs = set(channels)
+    for (lidx, spec, got) in received:
         want = set()
         for msgs in committed.values():
             for ch, p in msgs:
-                if ch in chs:
+                if listens(spec, ch):
                     want.add((ch, p))
         have = [(ch, p) for ch, p, _ in got]
         if len(have) != len(set(have)):
@@ -132,7 +188,7 @@ def verify(committed, received):
             last[s] = (tx, i)
     # all listeners agree on the order of transactions they share
     orders = []
-    for (lidx, channels, got) in received:
+    for (lidx, spec, got) in received:
         seq = []
         for ch, p, _ in got:
             key = tuple(p.split(":")[:2])
@@ -155,6 +211,7 @@ def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10
     nnot = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     nlis = int(sys.argv[3]) if len(sys.argv) > 3 else len(LISTENER_SETS)
+    like_selftest()
     out = mp.Queue()
     ready = mp.Queue()
     listeners = []
@@ -187,9 +244,11 @@ def main():
     errors += verify(committed, received)
     total_sent = sum(len(m) for m in committed.values())
     total_recv = sum(len(g) for _, _, g in received)
-    print("stress: %d notifiers, %d listeners, %.0f s: %d committed transactions, "
-          "%d notifications, %d deliveries, %d commits refused with a full queue"
-          % (nnot, nlis, seconds, len(committed), total_sent, total_recv, queue_full))
+    npat = sum(1 for _, spec, _ in received if spec["patterns"])
+    via_pattern = sum(1 for _, spec, g in received for ch, _, _ in g if ch not in spec["channels"])
+    print("stress: %d notifiers, %d listeners (%d with patterns), %.0f s: %d committed transactions, "
+          "%d notifications, %d deliveries (%d through patterns only), %d commits refused with a full queue"
+          % (nnot, nlis, npat, seconds, len(committed), total_sent, total_recv, via_pattern, queue_full))
     if errors:
         for e in errors[:20]:
             print("FAIL:", e)
