@@ -269,6 +269,12 @@ other_note 6
 echo >>"$TABLES"
 VERDICTS+=("$([ $MEM_OK = 1 ] && echo HOLDS || echo FAILS) | memory flat over $MEM_N notifications |${MEM_TXT%;}; notify_ext's shared memory is fixed at server start ($(( $(awk -F'\t' '$1 == "ext" && $2 == "end" { print $7 }' "$W6") / 1024 )) kB)")
 
+# ------------------------------------------------------------------ 7
+# bench/stuck.sh wrote its section (table and notes) itself
+if [ -n "${STUCK_MD:-}" ] && [ -s "$STUCK_MD" ]; then
+	cat "$STUCK_MD" >>"$TABLES"
+fi
+
 {
 	echo "| verdict | target | measured |"
 	echo "|---|---|---|"

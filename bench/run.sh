@@ -8,10 +8,13 @@
 # DIR/throughput.png and DIR/herd.png (DIR: bench/ by default; with --quick
 # a temporary directory, so a smoke run never overwrites the real results).
 # Installs what it needs with apt-get (as root, or through sudo), builds and
-# installs notify_ext (scripts/lib.sh), compiles bench/listener.c.  The
-# default size takes about 8 minutes on 2 cores.
+# installs notify_ext (scripts/lib.sh), compiles bench/listener.c.  Last,
+# bench/stuck.sh (a stuck listener, on its own cluster at port + 10) adds
+# section 7, and bench/patterns.sh (pattern subscriptions, port + 20) the
+# Patterns section at the end of results.md.  The default size takes about
+# 15 minutes on 2 cores.
 #
-#   --quick   CI smoke size (about 30 s): checks that everything runs
+#   --quick   CI smoke size (about 60 s): checks that everything runs
 #   --out     where results.md and the PNGs go
 #   --port    the cluster's port (default 5460)
 #   --keep    leave the cluster running and the raw data in place (printed)
@@ -402,6 +405,26 @@ log "   end: $(awk -F'\t' '$2 == "end" { printf "%s RssAnon %s kB; ", $1, $4 }' 
 
 other_cpu_since_mark 6
 
+# ---------------------------------------------- 7. stuck listener
+# bench/stuck.sh, on a cluster of its own (it changes
+# notify_ext.queue_full_action), 10 ports up; report.sh includes its section
+STUCK_MD=$RUN/stuck.md
+log "7. stuck listener: bench/stuck.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 10))"
+"$HERE/stuck.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
+	--no-build --port $((PORT + 10)) --md "$STUCK_MD" >/dev/null
+
+# ---------------------------------------------- 8. pattern subscriptions
+# bench/patterns.sh, on a cluster of its own, 20 ports up; its section goes
+# at the end of results.md
+PATTERNS_MD=$RUN/patterns.md
+log "8. pattern subscriptions: bench/patterns.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 20))"
+"$HERE/patterns.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
+	--no-build --port $((PORT + 20)) --md "$PATTERNS_MD" >/dev/null
+
 # ---------------------------------------------- report
 ELAPSED=$(( $(date +%s) - START_EPOCH ))
 . "$HERE/report.sh"
+if [ -s "$PATTERNS_MD" ]; then
+	cat "$PATTERNS_MD" >>"$OUT/results.md"
+	cat "$PATTERNS_MD"
+fi
