@@ -301,6 +301,7 @@ extern uint64 ne_queue_publish(NePendingNotify **notifies, int n,
 							   int **wakeSlotsOut, int *nwake);
 extern void ne_queue_set_state(uint64 batchPos, uint32 state);
 extern double ne_queue_usage(void);
+extern int	ne_queue_oldest_listener(uint64 *pos, bool *sending);
 
 /* registry.c */
 typedef struct NeLocalChannel
@@ -322,9 +323,8 @@ extern void ne_registry_commit_added(char **channels, int n);
 extern void ne_registry_remove(char **channels, int n);
 extern void ne_registry_remove_all(void);
 extern void ne_registry_remove_uncommitted(void);
-extern void ne_registry_bitmap(Oid dboid, const char *channel, uint64 *bitmap);
+extern NeChannelEntry *ne_registry_bitmap(Oid dboid, const char *channel, uint64 *bitmap);
 extern bool ne_registry_slot_listens(Oid dboid, const char *channel, int slot);
-extern void ne_registry_count_sent(Oid dboid, const char *channel, int n);
 extern NeLocalChannel *ne_local_lookup(const char *channel);
 extern List *ne_registry_listening_channels(void);
 
@@ -363,14 +363,21 @@ extern bool ne_pattern_local_match(const char *channel, uint64 pos);
 extern List *ne_pattern_listening(void);
 extern void ne_pattern_add(char **patterns, int n);
 extern void ne_pattern_commit_added(char **patterns, int n);
-extern bool ne_pattern_remove_uncommitted_locked(void);
+extern void ne_pattern_remove_uncommitted_locked(void);
 extern void ne_pattern_remove_locked(char **patterns, int n);
 extern void ne_pattern_remove_all_locked(void);
 
 /* overflow.c */
 extern int	ne_queue_full_action;
-extern bool ne_queue_make_room(uint64 need, int **affected, int *naffected);
-extern void ne_overflow_after_publish(const int *affected, int naffected);
+typedef struct NeAffected		/* a listener moved by ne_queue_make_room */
+{
+	int			slot;
+	int			pid;
+	uint64		missed;
+} NeAffected;
+
+extern bool ne_queue_make_room(uint64 need, NeAffected **affected, int *naffected);
+extern void ne_overflow_after_publish(const NeAffected *affected, int naffected);
 extern void ne_overflow_init(void);
 extern Size ne_gap_build(const NeGap *gap, char *buf, Size bufsize,
 						 bool notice);

@@ -38,14 +38,6 @@ int			ne_queue_full_action = NE_FULL_ERROR;
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
-/* slot and pid of each listener moved by ne_queue_make_room */
-typedef struct NeAffected
-{
-	int			slot;
-	int			pid;
-	uint64		missed;
-} NeAffected;
-
 static const struct config_enum_entry ne_full_action_options[] = {
 	{"error", NE_FULL_ERROR, false},
 	{"skip", NE_FULL_SKIP, false},
@@ -131,13 +123,13 @@ ne_count_missed(int slotno, uint64 from, uint64 to)
  * oldest unread batches past just enough of them, never past a PENDING
  * batch.  Returns false if no room can be made (action error, a batch
  * larger than the ring, or a PENDING batch in the way); the caller then
- * fails the commit.  *affected gets an array (NeAffected, opaque to the
- * caller) for ne_overflow_after_publish.
+ * fails the commit.  *affected gets the listeners moved, for
+ * ne_overflow_after_publish.
  *
  * Caller holds registryLock (shared) and queueLock (exclusive).
  */
 bool
-ne_queue_make_room(uint64 need, int **affected, int *naffected)
+ne_queue_make_room(uint64 need, NeAffected **affected, int *naffected)
 {
 	uint64		target;
 	uint64		pos;
@@ -198,7 +190,7 @@ ne_queue_make_room(uint64 need, int **affected, int *naffected)
 		aff[n].missed = missed;
 		n++;
 	}
-	*affected = (int *) aff;
+	*affected = aff;
 	*naffected = n;
 	return true;
 }
@@ -208,9 +200,8 @@ ne_queue_make_room(uint64 need, int **affected, int *naffected)
  * skipped listeners (an idle one reports its gap at once), or end them.
  */
 void
-ne_overflow_after_publish(const int *affected, int naffected)
+ne_overflow_after_publish(const NeAffected *aff, int naffected)
 {
-	const NeAffected *aff = (const NeAffected *) affected;
 	bool		terminate = (ne_queue_full_action == NE_FULL_TERMINATE);
 
 	for (int i = 0; i < naffected; i++)

@@ -384,11 +384,9 @@ ne_pattern_commit_added(char **patterns, int n)
 }
 
 /* ABORT: drop uncommitted patterns.  registryLock held exclusively. */
-bool
+void
 ne_pattern_remove_uncommitted_locked(void)
 {
-	bool		any = false;
-
 	for (int i = nlocal - 1; i >= 0; i--)
 	{
 		if (local_patterns[i].committed)
@@ -396,9 +394,7 @@ ne_pattern_remove_uncommitted_locked(void)
 		if (ne_slot_active)
 			ne_pattern_shared_remove_locked(local_patterns[i].pattern);
 		ne_local_remove_at(i);
-		any = true;
 	}
-	return any;
 }
 
 /* COMMIT: unlisten these patterns.  registryLock held exclusively. */

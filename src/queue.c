@@ -94,18 +94,20 @@ ne_queue_advance_tail_locked(void)
 }
 
 /*
- * The pid of a listener holding the oldest unread batch, or 0; *sending
- * tells whether that listener is in the middle of writing to its client
+ * The pid of a listener holding the oldest unread batch, or 0; *pos gets
+ * that batch's position (NE_INVALID_POS if none), and *sending (if not
+ * NULL) whether that listener is in the middle of writing to its client
  * (then it is blocked on a client that does not read, not in a
  * transaction).  Caller holds queueLock.
  */
-static int
-ne_queue_oldest_listener(bool *sending)
+int
+ne_queue_oldest_listener(uint64 *pos, bool *sending)
 {
 	uint64		min = NE_INVALID_POS;
 	int			pid = 0;
 
-	*sending = false;
+	if (sending)
+		*sending = false;
 
 	for (int i = 0; i < ne_shared->nslots; i++)
 	{
@@ -119,9 +121,11 @@ ne_queue_oldest_listener(bool *sending)
 		{
 			min = w;
 			pid = slot->pid;
-			*sending = pg_atomic_read_u32(&slot->sending) != 0;
+			if (sending)
+				*sending = pg_atomic_read_u32(&slot->sending) != 0;
 		}
 	}
+	*pos = min;
 	return pid;
 }
 
@@ -170,8 +174,11 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	bool		warn = false;
 	int			warnPid = 0;
 	bool		warnSending = false;
-	int		   *affected = NULL;
+	NeAffected *affected = NULL;
 	int			naffected = 0;
+	NeChannelEntry **runEntry;
+	int		   *runCount;
+	int			nruns = 0;
 	double		warnFill = 0;
 
 	*nwake = 0;
@@ -186,6 +193,15 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	total = MAXALIGN(total);
 
 	bitmap = palloc0(sizeof(uint64) * ne_shared->bitmapWords);
+	/* one lookup per run of notifications on the same channel */
+	for (int i = 0; i < n; i++)
+	{
+		if (i == 0 || strcmp(NE_PN_CHANNEL(notifies[i - 1]), NE_PN_CHANNEL(notifies[i])) != 0)
+			nruns++;
+	}
+	runEntry = palloc(sizeof(NeChannelEntry *) * nruns);
+	runCount = palloc0(sizeof(int) * nruns);
+	nruns = 0;
 
 	LWLockAcquire(ne_shared->registryLock, LW_SHARED);
 
@@ -193,11 +209,14 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	{
 		const char *channel = NE_PN_CHANNEL(notifies[i]);
 
-		if (prevChannel != NULL && strcmp(prevChannel, channel) == 0)
-			continue;
-		prevChannel = channel;
-		ne_registry_bitmap(MyDatabaseId, channel, bitmap);
-		ne_pattern_bitmap(MyDatabaseId, channel, bitmap);
+		if (prevChannel == NULL || strcmp(prevChannel, channel) != 0)
+		{
+			prevChannel = channel;
+			/* the entry stays put while we hold registryLock */
+			runEntry[nruns++] = ne_registry_bitmap(MyDatabaseId, channel, bitmap);
+			ne_pattern_bitmap(MyDatabaseId, channel, bitmap);
+		}
+		runCount[nruns - 1]++;
 	}
 	for (int w = 0; w < ne_shared->bitmapWords; w++)
 		anyone |= (bitmap[w] != 0);
@@ -206,6 +225,8 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	{
 		LWLockRelease(ne_shared->registryLock);
 		pfree(bitmap);
+		pfree(runEntry);
+		pfree(runCount);
 		return NE_INVALID_POS;
 	}
 	wakeSlots = palloc(sizeof(int) * ne_shared->nslots);
@@ -225,7 +246,8 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	if (ne_shared->ringSize - (ne_shared->head - ne_shared->tail) < total)
 	{
 		bool		sending;
-		int			pid = ne_queue_oldest_listener(&sending);
+		uint64		oldest;
+		int			pid = ne_queue_oldest_listener(&oldest, &sending);
 		uint64		ringSize = ne_shared->ringSize;
 
 		LWLockRelease(ne_shared->queueLock);
@@ -295,12 +317,10 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	ne_shared->notificationsPublished += n;
 
 	/* per-channel counters, for monitoring (registryLock still held) */
-	for (int i = 0, j; i < n; i = j)
+	for (int r = 0; r < nruns; r++)
 	{
-		for (j = i + 1; j < n && strcmp(NE_PN_CHANNEL(notifies[i]),
-										NE_PN_CHANNEL(notifies[j])) == 0; j++)
-			;
-		ne_registry_count_sent(MyDatabaseId, NE_PN_CHANNEL(notifies[i]), j - i);
+		if (runEntry[r] != NULL)
+			pg_atomic_fetch_add_u64(&runEntry[r]->sent, runCount[r]);
 	}
 
 	/* point the interested listeners at this batch, collect whom to wake */
@@ -336,8 +356,10 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 		if (TimestampDifferenceExceeds(ne_shared->lastFullWarn, now,
 									   NE_QUEUE_FULL_WARN_INTERVAL))
 		{
+			uint64		oldest;
+
 			warn = true;
-			warnPid = ne_queue_oldest_listener(&warnSending);
+			warnPid = ne_queue_oldest_listener(&oldest, &warnSending);
 			warnFill = (double) (ne_shared->head - ne_shared->tail) /
 				(double) ne_shared->ringSize;
 			ne_shared->lastFullWarn = now;
@@ -347,6 +369,8 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	LWLockRelease(ne_shared->queueLock);
 	LWLockRelease(ne_shared->registryLock);
 	pfree(bitmap);
+	pfree(runEntry);
+	pfree(runCount);
 
 	if (naffected > 0)
 		ne_overflow_after_publish(affected, naffected);

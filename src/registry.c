@@ -72,46 +72,40 @@ ne_local_lookup(const char *channel)
 										  HASH_FIND, NULL);
 }
 
+/* The shared entry of (dboid, channel), or NULL.  Caller holds registryLock. */
+static NeChannelEntry *
+ne_channel_lookup(Oid dboid, const char *channel)
+{
+	NeChannelKey key;
+
+	ne_make_key(&key, dboid, channel);
+	return (NeChannelEntry *) hash_search(ne_channel_hash, &key, HASH_FIND, NULL);
+}
+
 /*
- * OR the listeners of (dboid, channel) into bitmap.
- * Caller holds registryLock (any mode).
+ * OR the listeners of (dboid, channel) into bitmap; returns the channel's
+ * entry (NULL if nobody listens), which stays put while the caller holds
+ * registryLock (any mode).
  */
-void
+NeChannelEntry *
 ne_registry_bitmap(Oid dboid, const char *channel, uint64 *bitmap)
 {
-	NeChannelKey key;
-	NeChannelEntry *entry;
+	NeChannelEntry *entry = ne_channel_lookup(dboid, channel);
 
-	ne_make_key(&key, dboid, channel);
-	entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key, HASH_FIND, NULL);
-	if (entry == NULL)
-		return;
-	for (int w = 0; w < ne_shared->bitmapWords; w++)
-		bitmap[w] |= entry->bits[w];
-}
-
-/* Count n notifications queued on (dboid, channel).  Caller holds registryLock. */
-void
-ne_registry_count_sent(Oid dboid, const char *channel, int n)
-{
-	NeChannelKey key;
-	NeChannelEntry *entry;
-
-	ne_make_key(&key, dboid, channel);
-	entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key, HASH_FIND, NULL);
 	if (entry != NULL)
-		pg_atomic_fetch_add_u64(&entry->sent, n);
+	{
+		for (int w = 0; w < ne_shared->bitmapWords; w++)
+			bitmap[w] |= entry->bits[w];
+	}
+	return entry;
 }
 
-/* Does slot listen on (dboid, channel)?  Caller holds registryLock. */
+/* Does slot listen on (dboid, channel), directly or through a pattern? */
 bool
 ne_registry_slot_listens(Oid dboid, const char *channel, int slot)
 {
-	NeChannelKey key;
-	NeChannelEntry *entry;
+	NeChannelEntry *entry = ne_channel_lookup(dboid, channel);
 
-	ne_make_key(&key, dboid, channel);
-	entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key, HASH_FIND, NULL);
 	if (entry != NULL &&
 		(entry->bits[slot / 64] & (UINT64CONST(1) << (slot % 64))) != 0)
 		return true;
@@ -318,20 +312,18 @@ ne_registry_remove_uncommitted(void)
 {
 	HASH_SEQ_STATUS seq;
 	NeLocalChannel *lc;
-	bool		any = false;
 
 	if (ne_shared == NULL)
 		return;
 
 	LWLockAcquire(ne_shared->registryLock, LW_EXCLUSIVE);
-	any = ne_pattern_remove_uncommitted_locked();
+	ne_pattern_remove_uncommitted_locked();
 	if (ne_local_channels != NULL)
 		hash_seq_init(&seq, ne_local_channels);
 	while (ne_local_channels != NULL && (lc = hash_seq_search(&seq)) != NULL)
 	{
 		if (lc->committed)
 			continue;
-		any = true;
 		if (ne_slot_active)
 			ne_shared_remove_locked(lc->channel);
 		hash_search(ne_local_channels, lc->channel, HASH_REMOVE, NULL);
@@ -340,7 +332,6 @@ ne_registry_remove_uncommitted(void)
 	 * Also when nothing was removed: a LISTEN that failed after taking the
 	 * slot (pattern table full) must not leave a listener behind.
 	 */
-	(void) any;
 	ne_slot_release_if_idle_locked();
 	LWLockRelease(ne_shared->registryLock);
 }

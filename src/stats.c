@@ -222,20 +222,7 @@ ext_queue_status(PG_FUNCTION_ARGS)
 	terminateCount = ne_shared->terminateCount;
 	skipped = ne_shared->skippedNotifications;
 	lastAction = ne_shared->lastFullAction;
-	for (int i = 0; i < ne_shared->nslots; i++)
-	{
-		NotifyExtSlot *slot = &ne_shared->slots[i];
-		uint64		w;
-
-		if (slot->pid == 0)
-			continue;
-		w = pg_atomic_read_u64(&slot->wakeupPos);
-		if (w < holderPos)
-		{
-			holderPos = w;
-			holderPid = slot->pid;
-		}
-	}
+	holderPid = ne_queue_oldest_listener(&holderPos, NULL);
 	ne_stats_walk(tail, head, NULL, work, NULL, &nbatches, &nentries);
 	LWLockRelease(ne_shared->queueLock);
 	pfree(work);
