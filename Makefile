@@ -11,6 +11,7 @@ OBJS = \
 	src/intercept.o \
 	src/trigger.o \
 	src/overflow.o \
+	src/spill.o \
 	src/stats.o \
 	src/pattern.o
 

@@ -30,13 +30,18 @@ CREATE FUNCTION ext_queue_status(OUT capacity_bytes bigint,
                                  OUT listeners_skipped bigint,
                                  OUT listeners_terminated bigint,
                                  OUT notifications_skipped bigint,
-                                 OUT notifications_committed bigint)
+                                 OUT notifications_committed bigint,
+                                 OUT ring_bytes bigint,
+                                 OUT disk_limit_bytes bigint,
+                                 OUT disk_bytes bigint,
+                                 OUT spilled_bytes bigint,
+                                 OUT spill_read_errors bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'ext_queue_status'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION ext_queue_status() IS
-'the notify_ext queue: fill level, what is in it, who holds its tail, and the queue-full counters since server start';
+'the notify_ext queue: fill level (of shared memory plus disk), what is in it, who holds its tail, its disk part, and the queue-full counters since server start';
 
 REVOKE ALL ON FUNCTION ext_queue_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ext_queue_status() TO pg_monitor;
@@ -82,7 +87,9 @@ CREATE VIEW notify_ext_queue AS
          head_position, tail_position, tail_holder_pid,
          queue_full_count, queue_full_action, last_full_action,
          listeners_skipped, listeners_terminated, notifications_skipped,
-         notifications_committed
+         notifications_committed,
+         ring_bytes, disk_limit_bytes, disk_bytes, spilled_bytes,
+         spill_read_errors
     FROM ext_queue_status();
 
 COMMENT ON VIEW notify_ext_queue IS

@@ -30,7 +30,8 @@ $$;
 SELECT count(*) AS listeners FROM notify_ext_listeners;
 
 -- the queue is empty: nobody has anything unread
-SELECT capacity_bytes = pg_size_bytes(current_setting('notify_ext.queue_size')) AS capacity_ok,
+SELECT capacity_bytes = pg_size_bytes(current_setting('notify_ext.queue_size'))
+         + pg_size_bytes(current_setting('notify_ext.queue_disk_limit')) AS capacity_ok,
        used_bytes, used_fraction, notifications_queued, batches_queued,
        head_position = tail_position AS empty, tail_holder_pid,
        queue_full_action = current_setting('notify_ext.queue_full_action') AS action_ok,

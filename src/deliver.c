@@ -86,6 +86,7 @@ ne_deliver_prepare(void)
 											   ALLOCSET_DEFAULT_MAXSIZE);
 	if (ne_buf == NULL)
 		ne_buf = MemoryContextAlloc(TopMemoryContext, NE_BUF_SIZE);
+	ne_spill_prepare();
 	if (ne_gapbuf == NULL)
 		ne_gapbuf = MemoryContextAlloc(TopMemoryContext, NE_GAPBUF_SIZE);
 
@@ -128,6 +129,44 @@ ne_putmessage(char msgtype, const char *s, size_t len)
 	return ne_prev_methods->putmessage(msgtype, s, len);
 }
 
+/* spilled bytes one drain round may look at before it lets others in */
+#define NE_DRAIN_DISK_BUDGET (4 * 1024 * 1024)
+
+/* a spill file that could not be read: logged after the lock is released */
+static bool ne_read_failed = false;
+static char ne_read_error[128];
+static uint64 ne_read_from;
+static uint64 ne_read_to;
+
+/*
+ * A spill file could not be read at pos: we skip to the first batch in the
+ * ring (everything below spillPos is on disk), and the gap signal tells
+ * the client that notifications were lost, how many unknown.  Caller holds
+ * queueLock exclusively.  Returns where to go on.
+ */
+static uint64
+ne_drain_read_error(NotifyExtSlot *slot, uint64 pos)
+{
+	uint64		to = ne_shared->spillPos;
+
+	if (slot->gap.count == 0 && !slot->gap.readError)
+		slot->gap.fromPos = pos;
+	slot->gap.toPos = to;
+	slot->gap.readError = true;
+	strlcpy(slot->gap.readErrorMsg, ne_spill_last_error(),
+			sizeof(slot->gap.readErrorMsg));
+	pg_atomic_write_u32(&slot->gapPending, 1);
+	slot->resumePos = NE_INVALID_POS;
+	resumeBatch = NE_INVALID_POS;
+	ne_shared->spillReadErrors++;
+
+	ne_read_failed = true;
+	strlcpy(ne_read_error, ne_spill_last_error(), sizeof(ne_read_error));
+	ne_read_from = pos;
+	ne_read_to = to;
+	return to;
+}
+
 /*
  * Copy what is readable for us into ne_buf as a sequence of
  * [uint32 body length]['A' message body].  Returns bytes used; *more is set
@@ -145,15 +184,19 @@ ne_drain_some(bool *more, bool *gotGap)
 	Size		used = 0;
 	uint64		pos;
 	uint64		head;
+	uint64		diskScanned = 0;
 
 	*more = false;
 	*gotGap = false;
 
 	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+	/* spilled headers may have been settled since we last looked */
+	ne_spill_invalidate_cache();
 
 	/*
-	 * We were skipped (overflow.c): report the gap before anything read
-	 * after it.  What this round would read comes after the gap.
+	 * We were skipped (overflow.c) or lost data to a spill file: report the
+	 * gap before anything read after it.  What this round would read comes
+	 * after the gap.
 	 */
 	if (pg_atomic_read_u32(&slot->gapPending) != 0)
 	{
@@ -182,10 +225,24 @@ ne_drain_some(bool *more, bool *gotGap)
 		uint32		state;
 		uint64		epos;
 		uint32		idx;
+		bool		onDisk = pos < ne_shared->spillPos;
 
-		ne_ring_read(pos, &hdr, sizeof(hdr));
-		ne_ring_read(pos + bitOffset, &word, sizeof(word));
-		state = pg_atomic_read_u32((pg_atomic_uint32 *) (ne_ring + pos % ne_shared->ringSize));
+		/* on disk, look at a bounded amount per round, then let others in */
+		if (onDisk && diskScanned >= NE_DRAIN_DISK_BUDGET)
+		{
+			*more = true;
+			break;
+		}
+		if (!ne_queue_read(pos, &hdr, sizeof(hdr)) ||
+			!ne_queue_read(pos + bitOffset, &word, sizeof(word)))
+		{
+			pos = ne_drain_read_error(slot, pos);
+			*more = true;
+			break;
+		}
+		state = ne_queue_batch_state(pos, &hdr);
+		if (onDisk)
+			diskScanned += hdr.length;
 
 		if ((word & myBit) == 0 || state == NE_BATCH_ABORTED ||
 			hdr.dboid != MyDatabaseId)
@@ -195,8 +252,6 @@ ne_drain_some(bool *more, bool *gotGap)
 		}
 		if (state == NE_BATCH_PENDING)
 			break;				/* its publisher wakes us when it ends */
-
-		pg_read_barrier();
 
 		if (resumeBatch == pos)
 		{
@@ -215,8 +270,9 @@ ne_drain_some(bool *more, bool *gotGap)
 			char		channel[NAMEDATALEN];
 			NeLocalChannel *lc;
 
-			ne_ring_read(epos, &eh, sizeof(eh));
-			ne_ring_read(epos + sizeof(eh), channel, eh.channelLen);
+			if (!ne_queue_read(epos, &eh, sizeof(eh)) ||
+				!ne_queue_read(epos + sizeof(eh), channel, eh.channelLen))
+				goto read_error;
 			channel[eh.channelLen] = '\0';
 
 			lc = ne_local_lookup(channel);
@@ -239,15 +295,15 @@ ne_drain_some(bool *more, bool *gotGap)
 					break;
 				}
 				p = ne_buf + used;
-				memcpy(p, &bodyLen, sizeof(uint32));
-				p += sizeof(uint32);
 				npid = pg_hton32((uint32) hdr.srcPid);
-				memcpy(p, &npid, 4);
-				p += 4;
-				memcpy(p, channel, eh.channelLen + 1);
-				p += eh.channelLen + 1;
-				ne_ring_read(epos + sizeof(eh) + eh.channelLen, p, eh.payloadLen);
-				p[eh.payloadLen] = '\0';
+				memcpy(p + sizeof(uint32), &npid, 4);
+				memcpy(p + sizeof(uint32) + 4, channel, eh.channelLen + 1);
+				if (!ne_queue_read(epos + sizeof(eh) + eh.channelLen,
+								   p + sizeof(uint32) + 4 + eh.channelLen + 1,
+								   eh.payloadLen))
+					goto read_error;
+				memcpy(p, &bodyLen, sizeof(uint32));
+				p[sizeof(uint32) + bodyLen - 1] = '\0';
 				used += sizeof(uint32) + bodyLen;
 			}
 			epos += sizeof(eh) + eh.channelLen + eh.payloadLen;
@@ -258,9 +314,20 @@ ne_drain_some(bool *more, bool *gotGap)
 			slot->resumePos = NE_INVALID_POS;
 			pos += hdr.length;
 		}
+		continue;
+
+read_error:
+		/* what was copied of this batch is sent; the rest is lost */
+		pos = ne_drain_read_error(slot, pos);
+		*more = true;
+		break;
 	}
 
 	pg_atomic_write_u64(&slot->wakeupPos, pos >= head ? NE_INVALID_POS : pos);
+
+	/* reading spilled data may free spill files: remove them now */
+	if (ne_shared->diskSegLow < ne_shared->diskSegEnd)
+		ne_queue_advance_tail_locked();
 
 	LWLockRelease(ne_shared->queueLock);
 	return used;
@@ -344,8 +411,12 @@ ne_send_gap(void)
 		NE_FIELD('S', "WARNING");
 		NE_FIELD('V', "WARNING");
 		NE_FIELD('C', "%s", NE_GAP_SQLSTATE);
-		NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the NOTIFY queue was full and it had not read them",
-				 (unsigned long long) ne_gap.count);
+		if (ne_gap.readError)
+			NE_FIELD('M', "notify_ext: notifications for this session were lost: the part of the NOTIFY queue spilled to disk could not be read (%s)",
+					 ne_gap.readErrorMsg);
+		else
+			NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the NOTIFY queue was full and it had not read them",
+					 (unsigned long long) ne_gap.count);
 		if (len + 2 < NE_GAPBUF_SIZE)
 		{
 			ne_gapbuf[len++] = 'D';
@@ -353,8 +424,12 @@ ne_send_gap(void)
 								NE_GAPBUF_SIZE - len - 1, true);
 			ne_gapbuf[len++] = '\0';
 		}
-		NE_FIELD('H', "notify_ext.queue_full_action is \"skip\". Re-read what the missed notifications were about; LISTEN on \"%s\" to get this as a notification.",
-				 NE_GAP_CHANNEL);
+		if (ne_gap.readError)
+			NE_FIELD('H', "Re-read what the missed notifications were about; the server log has the error.  LISTEN on \"%s\" to get this as a notification.",
+					 NE_GAP_CHANNEL);
+		else
+			NE_FIELD('H', "notify_ext.queue_full_action is \"skip\". Re-read what the missed notifications were about; LISTEN on \"%s\" to get this as a notification.",
+					 NE_GAP_CHANNEL);
 #undef NE_FIELD
 		if (len < NE_GAPBUF_SIZE)
 		{
@@ -402,6 +477,17 @@ ne_deliver(bool flush)
 		Size		used = ne_drain_some(&more, &gotGap);
 		Size		off = 0;
 		uint64		nsent = 0;
+
+		if (ne_read_failed)
+		{
+			ne_read_failed = false;
+			ereport(LOG,
+					(errmsg("notify_ext: notifications spilled to disk could not be read: %s",
+							ne_read_error),
+					 errdetail("The listening session skipped the queue from position %llu to %llu and was told so.",
+							   (unsigned long long) ne_read_from,
+							   (unsigned long long) ne_read_to)));
+		}
 
 		while (off < used)
 		{

@@ -122,6 +122,11 @@ ne_shmem_startup(void)
 		ne_shared->skippedNotifications = 0;
 		ne_shared->lastFullAction = -1;
 		ne_shared->npatterns = 0;
+		ne_shared->spillPos = 0;
+		ne_shared->diskSegLow = 0;
+		ne_shared->diskSegEnd = 0;
+		ne_shared->spilledBytes = 0;
+		ne_shared->spillReadErrors = 0;
 		for (int i = 0; i < MaxBackends; i++)
 		{
 			ne_shared->slots[i].pid = 0;
@@ -139,7 +144,12 @@ ne_shmem_startup(void)
 			ne_shared->slots[i].missed = 0;
 			memset(&ne_shared->slots[i].gap, 0, sizeof(NeGap));
 			pg_atomic_init_u64(&ne_shared->slots[i].pendingPos, NE_INVALID_POS);
+			SpinLockInit(&ne_shared->slots[i].recMutex);
+			ne_shared->slots[i].recPos = NE_INVALID_POS;
+			ne_shared->slots[i].recState = 0;
 		}
+		/* a new queue: spill files of an earlier one are garbage */
+		ne_spill_reset_dir();
 	}
 
 	ne_ring = ShmemInitStruct("notify_ext ring", ne_ring_bytes(), &found);
@@ -199,6 +209,20 @@ _PG_init(void)
 							1024 * 1024,
 							PGC_POSTMASTER,
 							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("notify_ext.queue_disk_limit",
+							"Maximum size of the part of the notification queue kept on disk.",
+							"When listeners have not read what the shared-memory queue "
+							"(notify_ext.queue_size) holds, the oldest notifications move to "
+							"files in pg_notify_ext/, up to this size; 0 keeps the queue in "
+							"shared memory only.",
+							&ne_queue_disk_limit_mb,
+							8192,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("notify_ext.max_channels",

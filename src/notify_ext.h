@@ -135,6 +135,7 @@
 #include "nodes/pg_list.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
@@ -165,6 +166,9 @@ typedef struct NeGap
 	uint64		toPos;
 	int			nchannels;
 	NeGapChannel channels[NE_GAP_MAX_CHANNELS];
+	bool		readError;		/* lost to a spill file that could not be
+								 * read (count unknown), not to a skip */
+	char		readErrorMsg[128];
 } NeGap;
 
 /* notify_ext.queue_full_action */
@@ -197,6 +201,10 @@ typedef struct NotifyExtSlot
 	uint32		skips;			/* times moved past unread notifications */
 	uint64		missed;			/* notifications skipped, in all */
 	NeGap		gap;			/* skipped, not yet reported to the client */
+	/* this backend's batch that went to disk while PENDING (spill.c) */
+	slock_t		recMutex;
+	uint64		recPos;			/* that batch, or NE_INVALID_POS */
+	uint32		recState;		/* its state: PENDING until it ends */
 } NotifyExtSlot;
 
 #define NE_WAKE_PID(w)		((int) ((w) >> 32))
@@ -224,6 +232,12 @@ typedef struct NotifyExtShared
 	uint64		terminateCount; /* listeners terminated for it */
 	uint64		skippedNotifications;	/* notifications they missed */
 	int			lastFullAction; /* NE_FULL_* taken last time, or -1 */
+	/* the disk tier (spill.c), under queueLock */
+	uint64		spillPos;		/* positions below this are in spill files */
+	uint64		diskSegLow;		/* spill files that may exist: segments */
+	uint64		diskSegEnd;		/* [diskSegLow, diskSegEnd) */
+	uint64		spilledBytes;	/* written to spill files since start */
+	uint64		spillReadErrors;	/* listeners that lost data to one */
 	int			npatterns;		/* pattern table entries in use (registryLock) */
 	NotifyExtSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } NotifyExtShared;
@@ -236,7 +250,7 @@ typedef struct NotifyExtBatchHeader
 	uint32		length;			/* whole batch, MAXALIGNed */
 	int32		srcPid;
 	uint32		nentries;
-	uint32		pad;
+	uint32		srcSlot;		/* publisher's slot (its PENDING record) */
 	TimestampTz time;			/* when it was queued */
 } NotifyExtBatchHeader;
 
@@ -297,10 +311,13 @@ extern Size ne_batch_header_size(void);
 /* queue.c */
 extern void ne_ring_read(uint64 pos, void *dst, Size len);
 extern void ne_ring_write(uint64 pos, const void *src, Size len);
-extern uint64 ne_queue_publish(NePendingNotify **notifies, int n,
-							   int **wakeSlotsOut, int *nwake);
+extern bool ne_queue_read(uint64 pos, void *dst, Size len);
+extern uint32 ne_queue_batch_state(uint64 pos, NotifyExtBatchHeader *hdr);
+extern void ne_queue_publish(NePendingNotify **notifies, int n,
+							 uint64 *posOut, int **wakeSlotsOut, int *nwake);
 extern void ne_queue_set_state(uint64 batchPos, uint32 state);
 extern double ne_queue_usage(void);
+extern void ne_queue_advance_tail_locked(void);
 extern int	ne_queue_oldest_listener(uint64 *pos, bool *sending);
 
 /* registry.c */
@@ -367,6 +384,21 @@ extern void ne_pattern_remove_uncommitted_locked(void);
 extern void ne_pattern_remove_locked(char **patterns, int n);
 extern void ne_pattern_remove_all_locked(void);
 
+/* spill.c */
+#define NE_SEG_SIZE				(UINT64CONST(1) << 20)	/* bytes per spill file */
+extern int	ne_queue_disk_limit_mb;
+extern uint64 ne_disk_limit_bytes(void);
+extern void ne_spill_reset_dir(void);
+extern void ne_spill_prepare(void);
+extern void ne_spill_invalidate_cache(void);
+extern bool ne_spill_read(uint64 pos, void *dst, Size len, uint64 validEnd);
+extern const char *ne_spill_last_error(void);
+extern void ne_spill_write(uint64 pos, const void *src, Size len);
+extern void ne_spill_from_ring(uint64 from, uint64 to);
+extern void ne_spill_note_segments(uint64 from, uint64 to);
+extern void ne_spill_unlink_below(uint64 tail);
+extern bool ne_record_settle(int slotno);
+
 /* overflow.c */
 extern int	ne_queue_full_action;
 typedef struct NeAffected		/* a listener moved by ne_queue_make_room */
@@ -376,7 +408,7 @@ typedef struct NeAffected		/* a listener moved by ne_queue_make_room */
 	uint64		missed;
 } NeAffected;
 
-extern bool ne_queue_make_room(uint64 need, NeAffected **affected, int *naffected);
+extern bool ne_queue_make_room(uint64 tailTarget, NeAffected **affected, int *naffected);
 extern void ne_overflow_after_publish(const NeAffected *affected, int naffected);
 extern void ne_overflow_init(void);
 extern Size ne_gap_build(const NeGap *gap, char *buf, Size bufsize,

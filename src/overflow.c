@@ -90,9 +90,12 @@ ne_count_missed(int slotno, uint64 from, uint64 to)
 		uint64		epos = pos + hdrSize;
 		uint32		first = 0;
 
-		ne_ring_read(pos, &hdr, sizeof(hdr));
-		ne_ring_read(pos + bitOffset, &word, sizeof(word));
-		state = pg_atomic_read_u32((pg_atomic_uint32 *) (ne_ring + pos % ne_shared->ringSize));
+		if (!ne_queue_read(pos, &hdr, sizeof(hdr)) ||
+			!ne_queue_read(pos + bitOffset, &word, sizeof(word)))
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("notify_ext: %s", ne_spill_last_error())));
+		state = ne_queue_batch_state(pos, &hdr);
 
 		if ((word & myBit) != 0 && state == NE_BATCH_COMMITTED &&
 			hdr.dboid == slot->dboid)
@@ -104,8 +107,11 @@ ne_count_missed(int slotno, uint64 from, uint64 to)
 				NotifyExtEntryHeader eh;
 				char		channel[NAMEDATALEN];
 
-				ne_ring_read(epos, &eh, sizeof(eh));
-				ne_ring_read(epos + sizeof(eh), channel, eh.channelLen);
+				if (!ne_queue_read(epos, &eh, sizeof(eh)) ||
+					!ne_queue_read(epos + sizeof(eh), channel, eh.channelLen))
+					ereport(ERROR,
+							(errcode_for_file_access(),
+							 errmsg("notify_ext: %s", ne_spill_last_error())));
 				channel[eh.channelLen] = '\0';
 				if (idx >= first && ne_registry_slot_listens(hdr.dboid, channel, slotno))
 					ne_gap_add(&slot->gap, channel);
@@ -118,20 +124,20 @@ ne_count_missed(int slotno, uint64 from, uint64 to)
 }
 
 /*
- * The ring lacks `need` bytes although the tail is up to date.  Under
- * queue_full_action skip or terminate, move the listeners that hold the
- * oldest unread batches past just enough of them, never past a PENDING
- * batch.  Returns false if no room can be made (action error, a batch
- * larger than the ring, or a PENDING batch in the way); the caller then
- * fails the commit.  *affected gets the listeners moved, for
+ * The queue (ring and disk) lacks room although the tail is up to date:
+ * the tail would have to reach tailTarget.  Under queue_full_action skip
+ * or terminate, move the listeners that hold the oldest unread batches past
+ * just enough of them, never past a PENDING batch.  Returns false if no
+ * room can be made (action error, or a PENDING batch in the way); the
+ * caller then fails the commit.  *affected gets the listeners moved, for
  * ne_overflow_after_publish.
  *
- * Caller holds registryLock (shared) and queueLock (exclusive).
+ * Caller holds registryLock (shared) and queueLock (exclusive).  ERROR if
+ * a spill file cannot be read.
  */
 bool
-ne_queue_make_room(uint64 need, NeAffected **affected, int *naffected)
+ne_queue_make_room(uint64 tailTarget, NeAffected **affected, int *naffected)
 {
-	uint64		target;
 	uint64		pos;
 	NeAffected *aff;
 	int			n = 0;
@@ -140,19 +146,22 @@ ne_queue_make_room(uint64 need, NeAffected **affected, int *naffected)
 	*naffected = 0;
 	ne_shared->lastFullAction = ne_queue_full_action;
 
-	if (ne_queue_full_action == NE_FULL_ERROR || need > ne_shared->ringSize)
+	if (ne_queue_full_action == NE_FULL_ERROR)
 		return false;
 
-	/* the tail has to reach target; find the batch boundary at or after it */
-	target = ne_shared->head + need - ne_shared->ringSize;
+	/* the tail has to reach tailTarget: the batch boundary at or after it */
+	ne_spill_invalidate_cache();
 	pos = ne_shared->tail;
-	while (pos < target)
+	while (pos < tailTarget && pos < ne_shared->head)
 	{
 		NotifyExtBatchHeader hdr;
 		uint32		state;
 
-		ne_ring_read(pos, &hdr, sizeof(hdr));
-		state = pg_atomic_read_u32((pg_atomic_uint32 *) (ne_ring + pos % ne_shared->ringSize));
+		if (!ne_queue_read(pos, &hdr, sizeof(hdr)))
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("notify_ext: %s", ne_spill_last_error())));
+		state = ne_queue_batch_state(pos, &hdr);
 		if (state == NE_BATCH_PENDING)
 			return false;		/* still being committed: never skipped */
 		pos += hdr.length;
@@ -289,6 +298,19 @@ ne_gap_build(const NeGap *gap, char *buf, Size bufsize, bool notice)
 	if (bufsize == 0)
 		return 0;
 	buf[0] = '\0';
+	if (gap->readError)
+	{
+		/* lost to a spill file that could not be read: how many is unknown */
+		if (!notice)
+			NE_APPEND("{\"missed\": null, \"channels\": {}, \"other_channels\": null, \"reason\": \"read error\", \"from_position\": %llu, \"to_position\": %llu}",
+					  (unsigned long long) gap->fromPos,
+					  (unsigned long long) gap->toPos);
+		else
+			NE_APPEND("Queue positions %llu to %llu were skipped; how many notifications they held for this session is unknown.",
+					  (unsigned long long) gap->fromPos,
+					  (unsigned long long) gap->toPos);
+		return len;
+	}
 	if (!notice)
 		NE_APPEND("{\"missed\": %llu, \"channels\": {", (unsigned long long) gap->count);
 	else

@@ -16,6 +16,14 @@
  * off the slots, so reclaiming costs O(MaxBackends), whatever the number
  * of batches in the ring.
  *
+ * The ring is the fast tier of a longer queue (spill.c): when listeners
+ * still need more than the ring holds, the publisher that needs room first
+ * copies the oldest needed batches to spill files (ne_queue_spill), and a
+ * batch larger than the ring goes straight to disk.  Only when the ring and
+ * notify_ext.queue_disk_limit are both used up is the queue full.  Readers
+ * read through ne_queue_read / ne_queue_batch_state, which know where each
+ * position lives.
+ *
  * See notify_ext.h for the layout and the locking rules.
  *
  *-------------------------------------------------------------------------
@@ -66,12 +74,59 @@ ne_batch_state(uint64 pos)
 }
 
 /*
+ * Copy len bytes of the queue at pos, from the ring or (below spillPos)
+ * from the spill files.  A batch lies wholly in one or the other.  Caller
+ * holds queueLock.  Never throws: false if a spill file could not be read
+ * (ne_spill_last_error() says why).
+ */
+bool
+ne_queue_read(uint64 pos, void *dst, Size len)
+{
+	uint64		spillPos = ne_shared->spillPos;
+
+	if (pos >= spillPos)
+	{
+		ne_ring_read(pos, dst, len);
+		return true;
+	}
+	return ne_spill_read(pos, dst, len, spillPos);
+}
+
+/*
+ * The state of the batch at pos whose header the caller read into *hdr
+ * (with ne_queue_read, under queueLock).  A batch that went to disk while
+ * PENDING, or is being written there, has its state in its publisher's
+ * slot until that record is settled (spill.c).
+ */
+uint32
+ne_queue_batch_state(uint64 pos, NotifyExtBatchHeader *hdr)
+{
+	uint32		state;
+
+	if (pos >= ne_shared->spillPos)
+		state = pg_atomic_read_u32(ne_batch_state(pos));
+	else
+		state = pg_atomic_read_u32(&hdr->state);
+	if (state == NE_BATCH_PENDING && hdr->srcSlot < (uint32) ne_shared->nslots)
+	{
+		NotifyExtSlot *owner = &ne_shared->slots[hdr->srcSlot];
+
+		SpinLockAcquire(&owner->recMutex);
+		if (owner->recPos == pos)
+			state = owner->recState;
+		SpinLockRelease(&owner->recMutex);
+	}
+	pg_read_barrier();
+	return state;
+}
+
+/*
  * Move the tail up to the oldest position anybody still needs: the oldest
  * unconsumed batch of any listener, or the oldest batch still PENDING
  * (its publisher has yet to write its state word).  Reads only the slots,
  * never the ring.  Caller holds queueLock exclusively.
  */
-static void
+void
 ne_queue_advance_tail_locked(void)
 {
 	uint64		min = ne_shared->head;
@@ -91,6 +146,132 @@ ne_queue_advance_tail_locked(void)
 	}
 	Assert(min >= ne_shared->tail);
 	ne_shared->tail = min;
+
+	/* spill files the tail has passed */
+	if (ne_shared->diskSegLow < ne_shared->diskSegEnd &&
+		min / NE_SEG_SIZE > ne_shared->diskSegLow)
+		ne_spill_unlink_below(min);
+}
+
+/*
+ * Batches in the ring [max(tail, spillPos), to) go to disk; to is a batch
+ * boundary.  The state of those still PENDING moves to their publishers'
+ * slots first (spill.c), then the bytes are written, and only then does
+ * spillPos move: an ERROR (full disk) leaves the queue as it was.  Caller
+ * holds queueLock exclusively.
+ */
+static void
+ne_queue_spill(uint64 to)
+{
+	uint64		from = Max(ne_shared->tail, ne_shared->spillPos);
+	uint64		pos = from;
+
+	if (to <= from)
+		return;
+	while (pos < to)
+	{
+		NotifyExtBatchHeader hdr;
+
+		ne_ring_read(pos, &hdr, sizeof(hdr));
+		if (pg_atomic_read_u32(ne_batch_state(pos)) == NE_BATCH_PENDING)
+		{
+			NotifyExtSlot *owner = &ne_shared->slots[hdr.srcSlot];
+
+			/* its previous record (an ended batch) is written out first */
+			if (owner->recPos != pos && !ne_record_settle(hdr.srcSlot))
+				elog(ERROR, "notify_ext: slot %u has two batches in flight",
+					 hdr.srcSlot);
+			SpinLockAcquire(&owner->recMutex);
+			if (pg_atomic_read_u32(ne_batch_state(pos)) == NE_BATCH_PENDING &&
+				owner->recPos == NE_INVALID_POS)
+			{
+				owner->recPos = pos;
+				owner->recState = NE_BATCH_PENDING;
+			}
+			SpinLockRelease(&owner->recMutex);
+		}
+		pos += hdr.length;
+	}
+	Assert(pos == to);
+	ne_spill_from_ring(from, to);
+	ne_shared->spillPos = to;
+}
+
+/* the first batch boundary at or after target, walking the ring from a boundary */
+static uint64
+ne_ring_boundary(uint64 from, uint64 target)
+{
+	uint64		pos = from;
+
+	while (pos < target)
+	{
+		NotifyExtBatchHeader hdr;
+
+		ne_ring_read(pos, &hdr, sizeof(hdr));
+		pos += hdr.length;
+	}
+	return pos;
+}
+
+/* how a batch of `total` bytes gets its room (ne_queue_plan) */
+typedef struct NeRoomPlan
+{
+	bool		fits;
+	bool		giant;			/* larger than the ring: straight to disk */
+	uint64		spillTo;		/* spill the ring up to here first, or 0 */
+	uint64		tailTarget;		/* !fits: where the tail must get to */
+} NeRoomPlan;
+
+/*
+ * Decide where a new batch of `total` bytes goes.  In the ring if it fits
+ * there after spilling the oldest batches, as long as what is then on disk,
+ * [tail, spillTo), stays within notify_ext.queue_disk_limit; on disk if it
+ * is larger than the ring.  Spills come in chunks of an eighth of the ring
+ * when the disk limit allows, so that a parked listener costs the
+ * publishers one large write now and then, not a small one each.  Caller
+ * holds queueLock exclusively.
+ */
+static void
+ne_queue_plan(uint64 total, NeRoomPlan *plan)
+{
+	uint64		head = ne_shared->head;
+	uint64		tail = ne_shared->tail;
+	uint64		ringSize = ne_shared->ringSize;
+	uint64		ringLow = Max(tail, ne_shared->spillPos);
+	uint64		limit = ne_disk_limit_bytes();
+
+	memset(plan, 0, sizeof(*plan));
+	if (total <= ringSize)
+	{
+		uint64		target;
+		uint64		b;
+
+		if (head + total - ringLow <= ringSize)
+		{
+			plan->fits = true;
+			return;
+		}
+		target = head + total - ringSize;
+		b = ne_ring_boundary(ringLow, target);
+		if (b - tail <= limit)
+		{
+			uint64		want = Min(head, Max(target, ringLow + ringSize / 8));
+			uint64		b2 = ne_ring_boundary(b, want);
+
+			plan->spillTo = (b2 - tail <= limit) ? b2 : b;
+			plan->fits = true;
+		}
+		else
+			plan->tailTarget = b - limit;
+	}
+	else
+	{
+		plan->giant = true;
+		if (head + total - tail <= limit)
+			plan->fits = true;
+		else
+			plan->tailTarget = head + total - limit;
+	}
 }
 
 /*
@@ -129,6 +310,10 @@ ne_queue_oldest_listener(uint64 *pos, bool *sending)
 	return pid;
 }
 
+/*
+ * The fraction of the queue's capacity in use: ring plus disk limit, as
+ * core's is of its 8GB.
+ */
 double
 ne_queue_usage(void)
 {
@@ -137,7 +322,7 @@ ne_queue_usage(void)
 	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
 	ne_queue_advance_tail_locked();
 	usage = (double) (ne_shared->head - ne_shared->tail) /
-		(double) ne_shared->ringSize;
+		(double) (ne_shared->ringSize + ne_disk_limit_bytes());
 	LWLockRelease(ne_shared->queueLock);
 	return usage;
 }
@@ -149,18 +334,54 @@ ne_entry_size(NePendingNotify *n)
 }
 
 /*
+ * Write a batch's entries into buf at its offset off, consuming notifies
+ * from *i, until buf is full or they are all written.  Returns the bytes
+ * used.
+ */
+static Size
+ne_fill_entries(NePendingNotify **notifies, int n, int *i, char *buf, Size bufsize)
+{
+	Size		used = 0;
+
+	while (*i < n)
+	{
+		NePendingNotify *pn = notifies[*i];
+		NotifyExtEntryHeader eh;
+		Size		need = ne_entry_size(pn);
+
+		if (used + need > bufsize)
+			break;
+		eh.channelLen = pn->channelLen;
+		eh.payloadLen = pn->payloadLen;
+		memcpy(buf + used, &eh, sizeof(eh));
+		memcpy(buf + used + sizeof(eh), NE_PN_CHANNEL(pn), eh.channelLen);
+		memcpy(buf + used + sizeof(eh) + eh.channelLen, NE_PN_PAYLOAD(pn), eh.payloadLen);
+		used += need;
+		(*i)++;
+	}
+	return used;
+}
+
+#define NE_GIANT_BUF (256 * 1024)
+
+/*
  * Publish the current transaction's notifications (already deduplicated, in
  * the order they were sent) as one PENDING batch.
  *
- * Returns the batch's position, or NE_INVALID_POS if no backend listens on
- * any of the channels (then nothing is written).  The listener slots to wake
- * after commit are returned in *wakeSlotsOut (allocated in the current
- * memory context), the calling backend's own slot excluded.
+ * *posOut gets the batch's position, or NE_INVALID_POS if no backend
+ * listens on any of the channels (then nothing is written).  The listener
+ * slots to wake after commit are returned in *wakeSlotsOut (allocated in
+ * the current memory context), the calling backend's own slot excluded.
  *
- * Errors (queue full) are thrown before anything is written.
+ * Errors (queue full, a spill file that cannot be written) are thrown
+ * before anything is queued, with one exception: the entries of a batch
+ * larger than the ring are written to disk after the locks are released;
+ * by then *posOut is set, and an error there leaves the batch to the abort
+ * callback, which marks it ABORTED.
  */
-uint64
-ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwake)
+void
+ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
+				 int **wakeSlotsOut, int *nwake)
 {
 	int		   *wakeSlots;
 	Size		hdrSize = ne_batch_header_size();
@@ -180,7 +401,10 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	int		   *runCount;
 	int			nruns = 0;
 	double		warnFill = 0;
+	NeRoomPlan	plan;
+	uint64		capacity;
 
+	*posOut = NE_INVALID_POS;
 	*nwake = 0;
 
 	if (mySlot < 0)
@@ -191,6 +415,12 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	for (int i = 0; i < n; i++)
 		total += ne_entry_size(notifies[i]);
 	total = MAXALIGN(total);
+	if (total > PG_UINT32_MAX - MAXIMUM_ALIGNOF)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many notifications in the NOTIFY queue"),
+				 errdetail("The transaction's %d notifications need %zu bytes; one transaction can queue at most 4GB.",
+						   n, total)));
 
 	bitmap = palloc0(sizeof(uint64) * ne_shared->bitmapWords);
 	/* one lookup per run of notifications on the same channel */
@@ -227,76 +457,114 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 		pfree(bitmap);
 		pfree(runEntry);
 		pfree(runCount);
-		return NE_INVALID_POS;
+		return;
 	}
 	wakeSlots = palloc(sizeof(int) * ne_shared->nslots);
-	*wakeSlotsOut = wakeSlots;
 
 	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
 
-	if (ne_shared->ringSize - (ne_shared->head - ne_shared->tail) < total)
+	capacity = ne_shared->ringSize + ne_disk_limit_bytes();
+	ne_queue_plan(total, &plan);
+	if (!plan.fits)
+	{
 		ne_queue_advance_tail_locked();
-	if (ne_shared->ringSize - (ne_shared->head - ne_shared->tail) < total)
+		ne_queue_plan(total, &plan);
+	}
+	if (!plan.fits && total <= capacity)
 	{
 		/* full: notify_ext.queue_full_action may move the laggards (overflow.c) */
 		ne_shared->queueFullCount++;
-		if (ne_queue_make_room(total, &affected, &naffected))
+		if (ne_queue_make_room(plan.tailTarget, &affected, &naffected))
+		{
 			ne_queue_advance_tail_locked();
+			ne_queue_plan(total, &plan);
+		}
 	}
-	if (ne_shared->ringSize - (ne_shared->head - ne_shared->tail) < total)
+	if (!plan.fits)
 	{
 		bool		sending;
 		uint64		oldest;
 		int			pid = ne_queue_oldest_listener(&oldest, &sending);
-		uint64		ringSize = ne_shared->ringSize;
+		const char *grow = ne_disk_limit_bytes() > 0 ?
+		"notify_ext.queue_disk_limit" : "notify_ext.queue_size or notify_ext.queue_disk_limit";
 
 		LWLockRelease(ne_shared->queueLock);
 		LWLockRelease(ne_shared->registryLock);
-		if (total > ringSize)
+		if (total > capacity)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("too many notifications in the NOTIFY queue"),
-					 errdetail("The transaction's %d notifications need %zu bytes; notify_ext.queue_size is %llu bytes.",
-							   n, total, (unsigned long long) ringSize),
-					 errhint("Increase notify_ext.queue_size, or send fewer notifications per transaction.")));
+					 errdetail("The transaction's %d notifications need %zu bytes; notify_ext.queue_size plus notify_ext.queue_disk_limit is %llu bytes.",
+							   n, total, (unsigned long long) capacity),
+					 errhint("Increase %s, or send fewer notifications per transaction.", grow)));
 		else if (pid != 0 && sending)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("too many notifications in the NOTIFY queue"),
 					 errdetail("The server process with PID %d is among those with the oldest unread notifications; it is blocked sending notifications to a client that does not read them.", pid),
-					 errhint("Only terminating that session frees the queue: pg_terminate_backend(%d); pg_cancel_backend() cannot interrupt it.  Or increase notify_ext.queue_size.", pid)));
+					 errhint("Only terminating that session frees the queue: pg_terminate_backend(%d); pg_cancel_backend() cannot interrupt it.  Or increase %s.", pid, grow)));
 		else if (pid != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("too many notifications in the NOTIFY queue"),
 					 errdetail("The server process with PID %d is among those with the oldest unread notifications; it is in a transaction or running a statement, and receives nothing until its transaction ends.", pid),
-					 errhint("End that session's transaction (or pg_cancel_backend(%d) its statement), or increase notify_ext.queue_size.", pid)));
+					 errhint("End that session's transaction (or pg_cancel_backend(%d) its statement), or increase %s.", pid, grow)));
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("too many notifications in the NOTIFY queue"),
-					 errhint("Increase notify_ext.queue_size.")));
+					 errhint("Increase %s.", grow)));
 	}
 
+	/* room: what must go to disk first (may ERROR: nothing changed yet) */
+	if (plan.giant)
+	{
+		ne_queue_spill(ne_shared->head);
+		/* our own previous record (an ended batch) is written out first */
+		if (!ne_record_settle(mySlot))
+			elog(ERROR, "notify_ext: this backend has two batches in flight");
+	}
+	else if (plan.spillTo != 0)
+		ne_queue_spill(plan.spillTo);
+
 	pos = ne_shared->head;
-	pg_atomic_write_u64(&ne_shared->slots[mySlot].pendingPos, pos);
 
 	/* header, with the state word initialised before anything else */
 	memset(&hdr, 0, sizeof(hdr));
+	pg_atomic_init_u32(&hdr.state, NE_BATCH_PENDING);
 	hdr.dboid = MyDatabaseId;
 	hdr.length = (uint32) total;
 	hdr.srcPid = MyProcPid;
 	hdr.nentries = (uint32) n;
+	hdr.srcSlot = (uint32) mySlot;
 	hdr.time = GetCurrentTimestamp();
-	ne_ring_write(pos, &hdr, sizeof(hdr));
-	pg_atomic_init_u32(ne_batch_state(pos), NE_BATCH_PENDING);
-	ne_ring_write(pos + MAXALIGN(sizeof(NotifyExtBatchHeader)), bitmap,
-				  sizeof(uint64) * ne_shared->bitmapWords);
 
-	/* entries */
+	if (plan.giant)
+	{
+		char	   *buf = palloc(hdrSize);
+
+		memcpy(buf, &hdr, sizeof(hdr));
+		memcpy(buf + MAXALIGN(sizeof(NotifyExtBatchHeader)), bitmap,
+			   sizeof(uint64) * ne_shared->bitmapWords);
+		ne_spill_note_segments(pos, pos + total);
+		ne_spill_write(pos, buf, hdrSize);
+		pfree(buf);
+		/* from here on its state lives in our record until settled */
+		SpinLockAcquire(&ne_shared->slots[mySlot].recMutex);
+		ne_shared->slots[mySlot].recPos = pos;
+		ne_shared->slots[mySlot].recState = NE_BATCH_PENDING;
+		SpinLockRelease(&ne_shared->slots[mySlot].recMutex);
+		ne_shared->spillPos = pos + total;
+		ne_shared->spilledBytes += total;
+	}
+	else
 	{
 		uint64		p = pos + hdrSize;
 
+		ne_ring_write(pos, &hdr, sizeof(hdr));
+		pg_atomic_init_u32(ne_batch_state(pos), NE_BATCH_PENDING);
+		ne_ring_write(pos + MAXALIGN(sizeof(NotifyExtBatchHeader)), bitmap,
+					  sizeof(uint64) * ne_shared->bitmapWords);
 		for (int i = 0; i < n; i++)
 		{
 			NotifyExtEntryHeader eh;
@@ -312,6 +580,9 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 		}
 	}
 
+	/* the batch is in the queue: from here on nothing fails under the locks */
+	pg_atomic_write_u64(&ne_shared->slots[mySlot].pendingPos, pos);
+	*posOut = pos;
 	ne_shared->head = pos + total;
 	ne_shared->batchesPublished++;
 	ne_shared->notificationsPublished += n;
@@ -342,14 +613,15 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 				wakeSlots[(*nwake)++] = i;
 		}
 	}
+	*wakeSlotsOut = wakeSlots;
 
 	/*
 	 * Like core, warn (at most every 5 s) once the queue is half full.  The
 	 * tail moves lazily: bring it up to date before judging.
 	 */
-	if ((ne_shared->head - ne_shared->tail) * 2 >= ne_shared->ringSize)
+	if ((ne_shared->head - ne_shared->tail) * 2 >= capacity)
 		ne_queue_advance_tail_locked();
-	if ((ne_shared->head - ne_shared->tail) * 2 >= ne_shared->ringSize)
+	if ((ne_shared->head - ne_shared->tail) * 2 >= capacity)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
@@ -361,7 +633,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 			warn = true;
 			warnPid = ne_queue_oldest_listener(&oldest, &warnSending);
 			warnFill = (double) (ne_shared->head - ne_shared->tail) /
-				(double) ne_shared->ringSize;
+				(double) capacity;
 			ne_shared->lastFullWarn = now;
 		}
 	}
@@ -371,6 +643,35 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 	pfree(bitmap);
 	pfree(runEntry);
 	pfree(runCount);
+
+	/*
+	 * A batch larger than the ring: its entries go to disk now, outside the
+	 * locks.  Readers stop at it (PENDING), spillers and the tail never
+	 * pass it, and it lies below spillPos, so nobody else writes there.
+	 */
+	if (plan.giant)
+	{
+		char	   *buf = palloc(NE_GIANT_BUF);
+		uint64		p = pos + hdrSize;
+		int			i = 0;
+
+		while (i < n)
+		{
+			Size		used = ne_fill_entries(notifies, n, &i, buf,
+											   NE_GIANT_BUF - MAXIMUM_ALIGNOF);
+
+			if (i == n)
+			{
+				/* the alignment padding too: readers read whole blocks */
+				memset(buf + used, 0, pos + total - (p + used));
+				used = pos + total - p;
+			}
+			CHECK_FOR_INTERRUPTS();
+			ne_spill_write(p, buf, used);
+			p += used;
+		}
+		pfree(buf);
+	}
 
 	if (naffected > 0)
 		ne_overflow_after_publish(affected, naffected);
@@ -383,8 +684,6 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 				 warnPid == 0 ? 0 : warnSending ?
 				 errhint("That process is blocked sending notifications to a client that does not read them; only pg_terminate_backend(%d) frees the queue.", warnPid) :
 				 errhint("The NOTIFY queue cannot be emptied until that process ends its current transaction.")));
-
-	return pos;
 }
 
 /*
@@ -395,9 +694,20 @@ ne_queue_publish(NePendingNotify **notifies, int n, int **wakeSlotsOut, int *nwa
 void
 ne_queue_set_state(uint64 batchPos, uint32 state)
 {
-	pg_memory_barrier();
-	pg_atomic_write_u32(ne_batch_state(batchPos), state);
+	NotifyExtSlot *slot = &ne_shared->slots[ne_my_slot()];
+
+	/*
+	 * If the batch went to disk while PENDING, its state lives in our
+	 * record now (spill.c), and its ring bytes may already hold others'.
+	 * The spinlock orders this against the spiller taking the record.
+	 */
+	SpinLockAcquire(&slot->recMutex);
+	if (slot->recPos == batchPos)
+		slot->recState = state;
+	else
+		pg_atomic_write_u32(ne_batch_state(batchPos), state);
+	SpinLockRelease(&slot->recMutex);
 	pg_memory_barrier();
 	/* from now on only its listeners' wakeupPos keep the batch */
-	pg_atomic_write_u64(&ne_shared->slots[ne_my_slot()].pendingPos, NE_INVALID_POS);
+	pg_atomic_write_u64(&slot->pendingPos, NE_INVALID_POS);
 }

@@ -98,12 +98,13 @@ ne_stats_walk(uint64 from, uint64 head, NeSlotStat *stats,
 		int			ncand = 0;
 		uint64		epos;
 
-		ne_ring_read(pos, &hdr, sizeof(hdr));
-		state = pg_atomic_read_u32((pg_atomic_uint32 *) (ne_ring + pos % ne_shared->ringSize));
-
+		/* a spill file that cannot be read ends the walk (the drain reports it) */
+		if (!ne_queue_read(pos, &hdr, sizeof(hdr)))
+			break;
 		/* a damaged ring must not make us loop forever under the lock */
 		if (hdr.length < hdrSize || hdr.length > head - pos)
 			break;
+		state = ne_queue_batch_state(pos, &hdr);
 
 		if (state == NE_BATCH_COMMITTED || state == NE_BATCH_PENDING)
 		{
@@ -117,10 +118,9 @@ ne_stats_walk(uint64 from, uint64 head, NeSlotStat *stats,
 			continue;
 		}
 
-		pg_read_barrier();
-
 		/* the listeners named in this batch that have not read it yet */
-		ne_ring_read(pos + bitmapOffset, work, sizeof(uint64) * words);
+		if (!ne_queue_read(pos + bitmapOffset, work, sizeof(uint64) * words))
+			break;
 		for (int w = 0; w < words; w++)
 		{
 			uint64		bits = work[w];
@@ -147,11 +147,12 @@ ne_stats_walk(uint64 from, uint64 head, NeSlotStat *stats,
 			NeChannelKey key;
 			NeChannelEntry *entry;
 
-			ne_ring_read(epos, &eh, sizeof(eh));
 			memset(&key, 0, sizeof(key));
 			key.dboid = hdr.dboid;
-			ne_ring_read(epos + sizeof(eh), key.channel,
-						 Min(eh.channelLen, NAMEDATALEN - 1));
+			if (!ne_queue_read(epos, &eh, sizeof(eh)) ||
+				!ne_queue_read(epos + sizeof(eh), key.channel,
+							   Min(eh.channelLen, NAMEDATALEN - 1)))
+				return;
 			epos += sizeof(eh) + eh.channelLen + eh.payloadLen;
 
 			entry = (NeChannelEntry *) hash_search(ne_channel_hash, &key,
@@ -186,12 +187,16 @@ Datum
 ext_queue_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[15];
-	bool		nulls[15];
+	Datum		values[20];
+	bool		nulls[20];
 	uint64	   *work;
 	uint64		head,
 				tail,
-				ringSize;
+				ringSize,
+				diskLimit,
+				spillPos,
+				spilledBytes,
+				readErrors;
 	uint64		nbatches = 0,
 				nentries = 0;
 	uint64		holderPos = NE_INVALID_POS;
@@ -213,10 +218,17 @@ ext_queue_status(PG_FUNCTION_ARGS)
 	/* the tail moves lazily: bring it up to date first */
 	(void) ne_queue_usage();
 
+	ne_spill_prepare();
+	diskLimit = ne_disk_limit_bytes();
+
 	LWLockAcquire(ne_shared->queueLock, LW_SHARED);
+	ne_spill_invalidate_cache();
 	head = ne_shared->head;
 	tail = ne_shared->tail;
 	ringSize = ne_shared->ringSize;
+	spillPos = ne_shared->spillPos;
+	spilledBytes = ne_shared->spilledBytes;
+	readErrors = ne_shared->spillReadErrors;
 	fullCount = ne_shared->queueFullCount;
 	skipCount = ne_shared->skipCount;
 	terminateCount = ne_shared->terminateCount;
@@ -228,9 +240,9 @@ ext_queue_status(PG_FUNCTION_ARGS)
 	pfree(work);
 
 	memset(nulls, 0, sizeof(nulls));
-	values[col++] = Int64GetDatum((int64) ringSize);	/* capacity_bytes */
+	values[col++] = Int64GetDatum((int64) (ringSize + diskLimit));	/* capacity_bytes */
 	values[col++] = Int64GetDatum((int64) (head - tail));	/* used_bytes */
-	values[col++] = Float8GetDatum((double) (head - tail) / (double) ringSize);
+	values[col++] = Float8GetDatum((double) (head - tail) / (double) (ringSize + diskLimit));
 	values[col++] = Int64GetDatum((int64) nentries);	/* notifications_queued */
 	values[col++] = Int64GetDatum((int64) nbatches);	/* batches_queued */
 	values[col++] = Int64GetDatum((int64) head);	/* head_position */
@@ -254,6 +266,11 @@ ext_queue_status(PG_FUNCTION_ARGS)
 	values[col++] = Int64GetDatum((int64) terminateCount);	/* listeners_terminated */
 	values[col++] = Int64GetDatum((int64) skipped); /* notifications_skipped */
 	values[col++] = Int64GetDatum((int64) pg_atomic_read_u64(&ne_shared->notificationsCommitted));
+	values[col++] = Int64GetDatum((int64) ringSize);	/* ring_bytes */
+	values[col++] = Int64GetDatum((int64) diskLimit);	/* disk_limit_bytes */
+	values[col++] = Int64GetDatum((int64) (spillPos > tail ? spillPos - tail : 0));	/* disk_bytes */
+	values[col++] = Int64GetDatum((int64) spilledBytes);	/* spilled_bytes */
+	values[col++] = Int64GetDatum((int64) readErrors);	/* spill_read_errors */
 	Assert(col == lengthof(values));
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
@@ -288,7 +305,9 @@ ext_listener_status(PG_FUNCTION_ARGS)
 	cand = palloc(sizeof(int) * nslots);
 
 	LWLockAcquire(ne_shared->registryLock, LW_SHARED);
+	ne_spill_prepare();
 	LWLockAcquire(ne_shared->queueLock, LW_SHARED);
+	ne_spill_invalidate_cache();
 
 	head = ne_shared->head;
 	for (int i = 0; i < nslots; i++)

@@ -504,7 +504,7 @@ ne_pre_commit(void)
 
 	if (npending > 0)
 	{
-		publishedPos = ne_queue_publish(pending, npending, &wakeSlots, &nwake);
+		ne_queue_publish(pending, npending, &publishedPos, &wakeSlots, &nwake);
 	}
 
 	MemoryContextSwitchTo(old);
