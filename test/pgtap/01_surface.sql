@@ -31,7 +31,8 @@ SELECT columns_are('notify_ext_queue', ARRAY['capacity_bytes', 'used_bytes', 'us
        'notifications_queued', 'batches_queued', 'head_position', 'tail_position',
        'tail_holder_pid', 'queue_full_count', 'queue_full_action', 'last_full_action',
        'listeners_skipped', 'listeners_terminated', 'notifications_skipped',
-       'notifications_committed']);
+       'notifications_committed', 'ring_bytes', 'disk_limit_bytes', 'disk_bytes',
+       'spilled_bytes', 'spill_read_errors']);
 SELECT columns_are('notify_ext_listeners', ARRAY['pid', 'database', 'usename', 'application_name',
        'state', 'channels', 'lag_bytes', 'lag_notifications', 'oldest_unread_at',
        'oldest_unread_age', 'delivered', 'missed', 'times_skipped', 'listening_since']);
