@@ -189,6 +189,8 @@ ne_queue_spill(uint64 to)
 				owner->recState = NE_BATCH_PENDING;
 			}
 			SpinLockRelease(&owner->recMutex);
+			elog(DEBUG2, "notify_ext: spilling the PENDING batch at %llu of slot %u",
+				 (unsigned long long) pos, hdr.srcSlot);
 		}
 		pos += hdr.length;
 	}
@@ -403,6 +405,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 	double		warnFill = 0;
 	NeRoomPlan	plan;
 	uint64		capacity;
+	uint64		maxBatch;
 
 	*posOut = NE_INVALID_POS;
 	*nwake = 0;
@@ -464,13 +467,15 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
 
 	capacity = ne_shared->ringSize + ne_disk_limit_bytes();
+	/* one batch lies in the ring or on disk, never in both */
+	maxBatch = Max(ne_shared->ringSize, ne_disk_limit_bytes());
 	ne_queue_plan(total, &plan);
 	if (!plan.fits)
 	{
 		ne_queue_advance_tail_locked();
 		ne_queue_plan(total, &plan);
 	}
-	if (!plan.fits && total <= capacity)
+	if (!plan.fits && total <= maxBatch)
 	{
 		/* full: notify_ext.queue_full_action may move the laggards (overflow.c) */
 		ne_shared->queueFullCount++;
@@ -490,12 +495,13 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 
 		LWLockRelease(ne_shared->queueLock);
 		LWLockRelease(ne_shared->registryLock);
-		if (total > capacity)
+		if (total > maxBatch)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("too many notifications in the NOTIFY queue"),
-					 errdetail("The transaction's %d notifications need %zu bytes; notify_ext.queue_size plus notify_ext.queue_disk_limit is %llu bytes.",
-							   n, total, (unsigned long long) capacity),
+					 errdetail("The transaction's %d notifications need %zu bytes; they must fit in notify_ext.queue_size (%llu bytes) or in notify_ext.queue_disk_limit (%llu bytes).",
+							   n, total, (unsigned long long) ne_shared->ringSize,
+							   (unsigned long long) ne_disk_limit_bytes()),
 					 errhint("Increase %s, or send fewer notifications per transaction.", grow)));
 		else if (pid != 0 && sending)
 			ereport(ERROR,

@@ -7,7 +7,10 @@
  * Buffers (all in TopTransactionContext, gone with the transaction):
  *	  - pending notifications, in the order sent, without duplicates of
  *		(channel, payload); a hash makes the duplicate test O(1) once the list
- *		is long;
+ *		is long.  They are packed one after the other into blocks (an arena:
+ *		no allocator header or power-of-two rounding per notification, so a
+ *		million of them take less memory than core's list), and a
+ *		subtransaction abort gives the tail back;
  *	  - pending LISTEN / UNLISTEN / UNLISTEN * actions, in order.
  *	  Each entry records the subtransaction that made it.  Subtransaction IDs
  *	  grow, and everything made after a subtransaction started belongs to it
@@ -49,6 +52,20 @@ typedef struct NeListenAction
 #define NE_IS_PATTERN_ACTION(a) \
 	((a) == NE_ACTION_LISTEN_PATTERN || (a) == NE_ACTION_UNLISTEN_PATTERN)
 
+/* the arena of pending notifications: a stack of blocks */
+typedef struct NeArenaBlock
+{
+	struct NeArenaBlock *prev;
+	Size		size;			/* bytes of data[] */
+	Size		used;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} NeArenaBlock;
+
+#define NE_ARENA_MIN_BLOCK	(32 * 1024)
+#define NE_ARENA_MAX_BLOCK	(1024 * 1024)
+
+static NeArenaBlock *arenaTop = NULL;
+
 /* buffered by the running transaction */
 static NePendingNotify **pending = NULL;
 static int	npending = 0;
@@ -77,6 +94,7 @@ static void
 ne_reset_xact_state(void)
 {
 	/* the memory itself goes with TopTransactionContext */
+	arenaTop = NULL;
 	pending = NULL;
 	npending = maxpending = 0;
 	pendingHash = NULL;
@@ -141,6 +159,54 @@ ne_check_can_queue(void)
 }
 
 /*
+ * Room for len bytes at the top of the arena (not yet taken: see
+ * ne_arena_take).  Blocks double up to 1MB; a larger request gets a block
+ * of its own.
+ */
+static char *
+ne_arena_room(Size len)
+{
+	NeArenaBlock *b = arenaTop;
+
+	if (b == NULL || b->size - b->used < len)
+	{
+		Size		size = b == NULL ? NE_ARENA_MIN_BLOCK :
+			Min(b->size * 2, NE_ARENA_MAX_BLOCK);
+
+		size = Max(size, len);
+		b = MemoryContextAlloc(TopTransactionContext,
+							   offsetof(NeArenaBlock, data) + size);
+		b->prev = arenaTop;
+		b->size = size;
+		b->used = 0;
+		arenaTop = b;
+	}
+	return b->data + b->used;
+}
+
+static inline void
+ne_arena_take(Size len)
+{
+	arenaTop->used += INTALIGN(len);
+}
+
+/* give back everything from p (an entry in the arena) on */
+static void
+ne_arena_truncate(char *p)
+{
+	while (arenaTop != NULL &&
+		   !(p >= arenaTop->data && p <= arenaTop->data + arenaTop->used))
+	{
+		NeArenaBlock *prev = arenaTop->prev;
+
+		pfree(arenaTop);
+		arenaTop = prev;
+	}
+	if (arenaTop != NULL)
+		arenaTop->used = p - arenaTop->data;
+}
+
+/*
  * ext_notify(): buffer one notification (arguments already validated).
  */
 void
@@ -166,7 +232,8 @@ ne_add_notify(const char *channel, const char *payload)
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
 
-	n = palloc(offsetof(NePendingNotify, data) + clen + plen + 2);
+	/* built at the top of the arena, taken only if it is no duplicate */
+	n = (NePendingNotify *) ne_arena_room(offsetof(NePendingNotify, data) + clen + plen + 2);
 	n->subid = GetCurrentSubTransactionId();
 	n->channelLen = (uint16) clen;
 	n->payloadLen = (uint16) plen;
@@ -181,7 +248,6 @@ ne_add_notify(const char *channel, const char *payload)
 		(void) hash_search(pendingHash, &n, HASH_FIND, &found);
 		if (found)
 		{
-			pfree(n);
 			MemoryContextSwitchTo(old);
 			return;
 		}
@@ -192,7 +258,6 @@ ne_add_notify(const char *channel, const char *payload)
 		{
 			if (ne_notify_match(&n, &pending[i], 0) == 0)
 			{
-				pfree(n);
 				MemoryContextSwitchTo(old);
 				return;
 			}
@@ -205,8 +270,9 @@ ne_add_notify(const char *channel, const char *payload)
 		if (pending == NULL)
 			pending = palloc(sizeof(NePendingNotify *) * maxpending);
 		else
-			pending = repalloc(pending, sizeof(NePendingNotify *) * maxpending);
+			pending = repalloc_huge(pending, sizeof(NePendingNotify *) * maxpending);
 	}
+	ne_arena_take(offsetof(NePendingNotify, data) + clen + plen + 2);
 	pending[npending++] = n;
 
 	if (pendingHash != NULL)
@@ -584,11 +650,16 @@ ne_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event != SUBXACT_EVENT_ABORT_SUB)
 		return;
 
-	while (npending > 0 && pending[npending - 1]->subid >= mySubid)
+	if (npending > 0 && pending[npending - 1]->subid >= mySubid)
 	{
-		npending--;
-		if (pendingHash != NULL)
-			(void) hash_search(pendingHash, &pending[npending], HASH_REMOVE, NULL);
+		while (npending > 0 && pending[npending - 1]->subid >= mySubid)
+		{
+			npending--;
+			if (pendingHash != NULL)
+				(void) hash_search(pendingHash, &pending[npending], HASH_REMOVE, NULL);
+		}
+		/* entries sit in the arena in the order of pending[] */
+		ne_arena_truncate((char *) pending[npending]);
 	}
 	while (nactions > 0 && actions[nactions - 1].subid >= mySubid)
 		nactions--;
