@@ -46,8 +46,22 @@
  *	  buffer allocated when the session started listening, releases the
  *	  lock, then sends; nothing in it can throw.
  *
- * 7. A FULL QUEUE (overflow.c).  When a publisher finds no room although the
- *	  tail is up to date, notify_ext.queue_full_action decides: error (fail
+ * 7. THE DISK TIER (spill.c).  The queue is one stream of positions; the
+ *	  ring holds its newest part, and positions below spillPos live in spill
+ *	  files (pg_notify_ext/, notify_ext.queue_disk_limit).  A publisher that
+ *	  finds the ring holding what listeners still need first copies the
+ *	  oldest of those batches to disk (whole batches, before anything
+ *	  depends on it: a full disk fails its commit and changes nothing), then
+ *	  writes its own batch into the ring; a batch larger than the ring is
+ *	  written straight to disk.  A batch still PENDING when it goes to disk
+ *	  keeps its state in its publisher's slot (the "record") until settled.
+ *	  Readers never care where a position lives (ne_queue_read).  Files
+ *	  behind the tail are unlinked; all of them go when shared memory is
+ *	  initialised.  Notifiers never wait for a reader, on disk or not.
+ *
+ * 8. A FULL QUEUE (overflow.c).  When a publisher finds no room in the ring
+ *	  and the disk limit although the tail is up to date,
+ *	  notify_ext.queue_full_action decides: error (fail
  *	  the commit, as core), skip (move the listeners whose wakeupPos lies in
  *	  the oldest batches to the first batch boundary that makes room, never
  *	  past a PENDING batch, counting exactly what each missed into its
@@ -67,27 +81,42 @@
  *						   (dboid, LIKE pattern) -> slot bitmap
  *
  *	  Ring positions are 64-bit byte offsets that only grow; the byte of
- *	  position p is ring[p % ringSize].  Batches start MAXALIGNed, so the
- *	  atomic state word at the start of a batch is never split by the wrap.
+ *	  position p is ring[p % ringSize] if p >= spillPos, else byte
+ *	  p % NE_SEG_SIZE of the spill file pg_notify_ext/<p / NE_SEG_SIZE in
+ *	  16 hex digits>.  A batch lies wholly in one or the other.  Batches
+ *	  start MAXALIGNed, so the atomic state word at the start of a batch is
+ *	  never split by the wrap.
  *
  * LOCKING RULES
  *
  *	  registryLock: the channel hash, the pattern table and the listener
  *					bits in them (the
  *					per-channel sent counters are atomics).
- *	  queueLock:	head, tail, ring contents of non-PENDING batches' headers,
- *					the counters in NotifyExtShared, and every slot's
- *					pid/dboid/wakeupPos/resume/skips/missed/gap.  A skip
- *					(publisher) and a drain (listener) both change a slot's
- *					wakeupPos and gap only under it exclusively.
+ *	  queueLock:	head, tail, spillPos, the spill files' contents and
+ *					their creation and removal (but see below), ring
+ *					contents of non-PENDING batches' headers, the counters
+ *					in NotifyExtShared, and every slot's
+ *					pid/dboid/wakeupPos/resume/skips/missed/gap and recPos.
+ *					A skip (publisher) and a drain (listener) both change a
+ *					slot's wakeupPos and gap only under it exclusively.
+ *	  recMutex:		(spinlock, one per slot, innermost) recState, and the
+ *					choice between writing a batch's end state into the
+ *					ring or into the record (ne_queue_set_state against the
+ *					spiller taking the record).  Nothing else is done under it.
  *
- *	  Order: registryLock before queueLock, never the other way round.  The
+ *	  Order: registryLock before queueLock before a slot's recMutex, never
+ *	  the other way round.  The
  *	  publisher holds registryLock (shared) from the bitmap lookup until its
  *	  batch is in the ring, so a LISTEN registered concurrently is either in
  *	  the bitmap or starts after the batch.
  *
  *	  Batch state words are atomics, written without lock by the publishing
- *	  backend (PENDING -> COMMITTED | ABORTED) and read under queueLock.
+ *	  backend (PENDING -> COMMITTED | ABORTED) and read under queueLock;
+ *	  for a batch on disk whose record names it, the record holds the state.
+ *	  The entries of a batch larger than the ring are written to its spill
+ *	  files after the locks are released: nobody reads them before the
+ *	  batch ends (it is PENDING), and they lie below spillPos, where nobody
+ *	  else writes.
  *	  A slot's pendingPos is set under queueLock when its backend publishes
  *	  and cleared without lock after the state word is written.
  *	  A slot's wakeupPos is written under queueLock exclusive; it may be
@@ -398,6 +427,18 @@ extern void ne_spill_from_ring(uint64 from, uint64 to);
 extern void ne_spill_note_segments(uint64 from, uint64 to);
 extern void ne_spill_unlink_below(uint64 tail);
 extern bool ne_record_settle(int slotno);
+
+/* how a batch of `total` bytes gets its room (ne_queue_plan) */
+typedef struct NeRoomPlan
+{
+	bool		fits;
+	bool		giant;			/* larger than the ring: straight to disk */
+	uint64		spillTo;		/* spill the ring up to here first, or 0 */
+	uint64		tailTarget;		/* !fits: where the tail must get to */
+} NeRoomPlan;
+
+extern void ne_queue_plan(uint64 total, NeRoomPlan *plan);
+extern void ne_queue_spill(uint64 to);
 
 /* overflow.c */
 extern int	ne_queue_full_action;

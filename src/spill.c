@@ -33,6 +33,9 @@
  * in the ring, and cleared) under queueLock before it is replaced by the
  * publisher's next one: ne_record_settle.
  *
+ * Where a new batch goes (ne_queue_plan) and the spilling itself
+ * (ne_queue_spill) live here too; queue.c calls them under queueLock.
+ *
  * Reading (the drain, the full-queue scan, the views) never throws here:
  * ne_spill_read returns false and keeps the message for the caller to log.
  *
@@ -70,6 +73,13 @@ static uint64 readStart = NE_INVALID_POS;
 static Size readLen = 0;
 
 static char lastError[256];
+
+/* the state word of the batch at ring position pos */
+static inline pg_atomic_uint32 *
+ne_ring_state(uint64 pos)
+{
+	return (pg_atomic_uint32 *) (ne_ring + pos % ne_shared->ringSize);
+}
 
 uint64
 ne_disk_limit_bytes(void)
@@ -403,4 +413,155 @@ ne_record_settle(int slotno)
 		slot->recPos = NE_INVALID_POS;
 	SpinLockRelease(&slot->recMutex);
 	return true;
+}
+
+/*
+ * Batches in the ring [max(tail, spillPos), to) go to disk; to is a batch
+ * boundary.  The state of those still PENDING moves to their publishers'
+ * slots first (spill.c), then the bytes are written, and only then does
+ * spillPos move: an ERROR (full disk) leaves the queue as it was.  Caller
+ * holds queueLock exclusively.
+ */
+void
+ne_queue_spill(uint64 to)
+{
+	uint64		from = Max(ne_shared->tail, ne_shared->spillPos);
+	uint64		pos = from;
+
+	if (to <= from)
+		return;
+	while (pos < to)
+	{
+		NotifyExtBatchHeader hdr;
+
+		ne_ring_read(pos, &hdr, sizeof(hdr));
+		if (pg_atomic_read_u32(ne_ring_state(pos)) == NE_BATCH_PENDING)
+		{
+			NotifyExtSlot *owner = &ne_shared->slots[hdr.srcSlot];
+
+			/* its previous record (an ended batch) is written out first */
+			if (owner->recPos != pos && !ne_record_settle(hdr.srcSlot))
+				elog(ERROR, "notify_ext: slot %u has two batches in flight",
+					 hdr.srcSlot);
+			SpinLockAcquire(&owner->recMutex);
+			if (pg_atomic_read_u32(ne_ring_state(pos)) == NE_BATCH_PENDING &&
+				owner->recPos == NE_INVALID_POS)
+			{
+				owner->recPos = pos;
+				owner->recState = NE_BATCH_PENDING;
+			}
+			SpinLockRelease(&owner->recMutex);
+			elog(DEBUG2, "notify_ext: spilling the PENDING batch at %llu of slot %u",
+				 (unsigned long long) pos, hdr.srcSlot);
+		}
+		pos += hdr.length;
+	}
+	Assert(pos == to);
+	ne_spill_from_ring(from, to);
+	ne_shared->spillPos = to;
+}
+
+/* the first batch boundary at or after target, walking the ring from a boundary */
+static uint64
+ne_ring_boundary(uint64 from, uint64 target)
+{
+	uint64		pos = from;
+
+	while (pos < target)
+	{
+		NotifyExtBatchHeader hdr;
+
+		ne_ring_read(pos, &hdr, sizeof(hdr));
+		pos += hdr.length;
+	}
+	return pos;
+}
+
+
+/*
+ * Decide where a new batch of `total` bytes goes.  In the ring if it fits
+ * there after spilling the oldest batches, as long as what is then on disk,
+ * [tail, spillTo), stays within notify_ext.queue_disk_limit; on disk if it
+ * is larger than the ring.  Spills come in chunks of an eighth of the ring
+ * when the disk limit allows, so that a parked listener costs the
+ * publishers one large write now and then, not a small one each.  Caller
+ * holds queueLock exclusively.
+ */
+void
+ne_queue_plan(uint64 total, NeRoomPlan *plan)
+{
+	uint64		head = ne_shared->head;
+	uint64		tail = ne_shared->tail;
+	uint64		ringSize = ne_shared->ringSize;
+	uint64		ringLow = Max(tail, ne_shared->spillPos);
+	uint64		limit = ne_disk_limit_bytes();
+
+	memset(plan, 0, sizeof(*plan));
+	if (total <= ringSize)
+	{
+		uint64		target;
+		uint64		b;
+
+		if (head + total - ringLow <= ringSize)
+		{
+			plan->fits = true;
+			return;
+		}
+		target = head + total - ringSize;
+		b = ne_ring_boundary(ringLow, target);
+		if (b - tail <= limit)
+		{
+			uint64		want = Min(head, Max(target, ringLow + ringSize / 8));
+			uint64		b2 = ne_ring_boundary(b, want);
+
+			plan->spillTo = (b2 - tail <= limit) ? b2 : b;
+			plan->fits = true;
+		}
+		else
+			plan->tailTarget = b - limit;
+	}
+	else
+	{
+		plan->giant = true;
+		if (head + total - tail <= limit)
+			plan->fits = true;
+		else
+			plan->tailTarget = head + total - limit;
+	}
+}
+
+/*
+ * The pid of a listener holding the oldest unread batch, or 0; *pos gets
+ * that batch's position (NE_INVALID_POS if none), and *sending (if not
+ * NULL) whether that listener is in the middle of writing to its client
+ * (then it is blocked on a client that does not read, not in a
+ * transaction).  Caller holds queueLock.
+ */
+int
+ne_queue_oldest_listener(uint64 *pos, bool *sending)
+{
+	uint64		min = NE_INVALID_POS;
+	int			pid = 0;
+
+	if (sending)
+		*sending = false;
+
+	for (int i = 0; i < ne_shared->nslots; i++)
+	{
+		NotifyExtSlot *slot = &ne_shared->slots[i];
+		uint64		w;
+
+		if (slot->pid == 0)
+			continue;
+		w = pg_atomic_read_u64(&slot->wakeupPos);
+		if (w < min)
+		{
+			min = w;
+			pid = slot->pid;
+			if (sending)
+				*sending = pg_atomic_read_u32(&slot->sending) != 0;
+		}
+	}
+	*pos = min;
+	return pid;
 }
