@@ -20,7 +20,7 @@ EXTENSION = notify_ext
 # notify_ext--1.0--1.1.sql updates it (test/upgrade/run.sh: same result)
 DATA = notify_ext--1.0.sql notify_ext--1.1.sql notify_ext--1.0--1.1.sql
 # pg_regress suites (sql/, expected/), in order; scripts/test.sh runs them
-REGRESS = notify_ext queue_full intercept trigger monitoring patterns
+REGRESS = notify_ext queue_full intercept trigger monitoring patterns payloads
 # TAP tests (t/*.pl, PostgreSQL::Test::Cluster: multi-server setups):
 # "make installcheck" runs them with prove against the installed binaries
 # (PROVE_FLAGS=-v for every result line); scripts/test.sh tap runs them too

@@ -52,6 +52,14 @@ static MemoryContext ne_deliver_cxt = NULL;
 static char *ne_gapbuf = NULL;
 static NeGap ne_gap;
 
+/* a notification larger than ne_buf, in memory of its own until sent */
+static char *ne_bigbuf = NULL;
+static uint32 ne_biglen = 0;
+
+/* one that could not get that memory: logged after the lock is released */
+static uint32 ne_oom_bytes = 0;
+static char ne_oom_channel[NAMEDATALEN];
+
 /* where to resume inside a batch that did not fit in ne_buf */
 static uint64 resumeBatch = NE_INVALID_POS;
 static uint32 resumeEntry = 0;
@@ -285,12 +293,62 @@ ne_drain_some(bool *more, bool *gotGap)
 
 				if (used + sizeof(uint32) + bodyLen > NE_BUF_SIZE)
 				{
+					uint64		next = epos + sizeof(eh) + eh.channelLen + eh.payloadLen;
+
+					if (used > 0)
+					{
+						/* the buffer is full: this entry next round */
+						resumeBatch = pos;
+						resumeEntry = idx;
+						resumeOffset = epos;
+						/* a skip counts only what we have not sent */
+						slot->resumePos = pos;
+						slot->resumeEntry = idx;
+						*more = true;
+						break;
+					}
+
+					/*
+					 * A payload larger than the buffer: a buffer of its own,
+					 * freed once sent.  Without the memory, the listener is
+					 * told it missed it (the gap signal), never cut off.
+					 */
+					ne_bigbuf = MemoryContextAllocExtended(TopMemoryContext, bodyLen,
+														   MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+					if (ne_bigbuf == NULL)
+					{
+						if (slot->gap.count == 0 && !slot->gap.readError)
+							slot->gap.fromPos = pos;
+						slot->gap.toPos = pos;
+						slot->gap.outOfMemory = true;
+						ne_gap_add(&slot->gap, channel);
+						pg_atomic_write_u32(&slot->gapPending, 1);
+						ne_oom_bytes = bodyLen;
+						strlcpy(ne_oom_channel, channel, NAMEDATALEN);
+					}
+					else
+					{
+						uint32		npid = pg_hton32((uint32) hdr.srcPid);
+
+						memcpy(ne_bigbuf, &npid, 4);
+						memcpy(ne_bigbuf + 4, channel, eh.channelLen + 1);
+						if (!ne_queue_read(epos + sizeof(eh) + eh.channelLen,
+										   ne_bigbuf + 4 + eh.channelLen + 1,
+										   eh.payloadLen))
+						{
+							pfree(ne_bigbuf);
+							ne_bigbuf = NULL;
+							goto read_error;
+						}
+						ne_bigbuf[bodyLen - 1] = '\0';
+						ne_biglen = bodyLen;
+					}
+					/* go on after it next round */
 					resumeBatch = pos;
-					resumeEntry = idx;
-					resumeOffset = epos;
-					/* a skip counts only what we have not sent */
+					resumeEntry = idx + 1;
+					resumeOffset = next;
 					slot->resumePos = pos;
-					slot->resumeEntry = idx;
+					slot->resumeEntry = idx + 1;
 					*more = true;
 					break;
 				}
@@ -414,6 +472,9 @@ ne_send_gap(void)
 		if (ne_gap.readError)
 			NE_FIELD('M', "notify_ext: notifications for this session were lost: the part of the NOTIFY queue spilled to disk could not be read (%s)",
 					 ne_gap.readErrorMsg);
+		else if (ne_gap.outOfMemory)
+			NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the server was out of memory for their payloads",
+					 (unsigned long long) ne_gap.count);
 		else
 			NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the NOTIFY queue was full and it had not read them",
 					 (unsigned long long) ne_gap.count);
@@ -424,7 +485,7 @@ ne_send_gap(void)
 								NE_GAPBUF_SIZE - len - 1, true);
 			ne_gapbuf[len++] = '\0';
 		}
-		if (ne_gap.readError)
+		if (ne_gap.readError || ne_gap.outOfMemory)
 			NE_FIELD('H', "Re-read what the missed notifications were about; the server log has the error.  LISTEN on \"%s\" to get this as a notification.",
 					 NE_GAP_CHANNEL);
 		else
@@ -478,6 +539,14 @@ ne_deliver(bool flush)
 		Size		off = 0;
 		uint64		nsent = 0;
 
+		if (ne_oom_bytes > 0)
+		{
+			ereport(LOG,
+					(errmsg("notify_ext: out of memory for a notification of %u bytes on channel \"%s\"",
+							ne_oom_bytes, ne_oom_channel),
+					 errdetail("The listening session was told that it missed it.")));
+			ne_oom_bytes = 0;
+		}
 		if (ne_read_failed)
 		{
 			ne_read_failed = false;
@@ -497,6 +566,14 @@ ne_deliver(bool flush)
 			off += sizeof(uint32);
 			ne_send_one(ne_buf + off, bodyLen);
 			off += bodyLen;
+			sent = true;
+			nsent++;
+		}
+		if (ne_bigbuf != NULL)
+		{
+			ne_send_one(ne_bigbuf, ne_biglen);
+			pfree(ne_bigbuf);
+			ne_bigbuf = NULL;
 			sent = true;
 			nsent++;
 		}

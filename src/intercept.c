@@ -176,10 +176,7 @@ ne_intercept_statement(Node *stmt)
 				PreventCommandDuringRecovery("NOTIFY");
 				PreventCommandIfParallelMode("NOTIFY");
 				ne_validate_channel(n->conditionname);
-				if (strlen(payload) >= NE_PAYLOAD_MAX_LENGTH)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("payload string too long")));
+				ne_check_payload(payload);
 				ne_add_notify(n->conditionname, payload);
 				return true;
 			}

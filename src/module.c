@@ -225,6 +225,17 @@ _PG_init(void)
 							GUC_UNIT_MB,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("notify_ext.max_payload_size",
+							"Payloads of notifications must be shorter than this.",
+							"Core's limit is 8000 bytes; up to 256MB.",
+							&ne_max_payload_size,
+							NE_CORE_PAYLOAD_LIMIT,
+							NE_CORE_PAYLOAD_LIMIT,
+							NE_MAX_PAYLOAD_LIMIT,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("notify_ext.max_channels",
 							"Maximum number of distinct (database, channel) "
 							"pairs listened to at the same time.",

@@ -168,8 +168,12 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
-/* core's limits, kept: channel < NAMEDATALEN bytes, payload < 8000 bytes */
-#define NE_PAYLOAD_MAX_LENGTH	8000
+/*
+ * Core's limits: channel < NAMEDATALEN bytes, payload < 8000 bytes.  The
+ * payload limit is notify_ext.max_payload_size (sqlapi.c), 8000 by default.
+ */
+#define NE_CORE_PAYLOAD_LIMIT	8000
+#define NE_MAX_PAYLOAD_LIMIT	(256 * 1024 * 1024)
 
 #define NE_INVALID_POS			PG_UINT64_MAX
 
@@ -197,6 +201,8 @@ typedef struct NeGap
 	NeGapChannel channels[NE_GAP_MAX_CHANNELS];
 	bool		readError;		/* lost to a spill file that could not be
 								 * read (count unknown), not to a skip */
+	bool		outOfMemory;	/* some were lost for want of memory to
+								 * hold their payloads (counted) */
 	char		readErrorMsg[128];
 } NeGap;
 
@@ -286,8 +292,9 @@ typedef struct NotifyExtBatchHeader
 /* an entry: this header, then channel bytes, then payload bytes (no NULs) */
 typedef struct NotifyExtEntryHeader
 {
+	uint32		payloadLen;
 	uint16		channelLen;
-	uint16		payloadLen;
+	uint16		pad;
 } NotifyExtEntryHeader;
 
 /* shared channel hash: key and entry */
@@ -320,8 +327,8 @@ typedef struct NePatternEntry
 typedef struct NePendingNotify
 {
 	SubTransactionId subid;		/* subtransaction that sent it */
+	uint32		payloadLen;
 	uint16		channelLen;
-	uint16		payloadLen;
 	char		data[FLEXIBLE_ARRAY_MEMBER];	/* channel\0payload\0 */
 } NePendingNotify;
 
@@ -442,6 +449,7 @@ extern void ne_queue_spill(uint64 to);
 
 /* overflow.c */
 extern int	ne_queue_full_action;
+extern void ne_gap_add(NeGap *gap, const char *channel);
 typedef struct NeAffected		/* a listener moved by ne_queue_make_room */
 {
 	int			slot;
@@ -463,7 +471,9 @@ extern void ne_deliver_reset_resume(void);
 extern void ne_signal_listeners(const int *slots, int n);
 
 /* sqlapi.c */
+extern int	ne_max_payload_size;
 extern void ne_validate_channel(const char *channel);
+extern void ne_check_payload(const char *payload);
 
 /* intercept.c */
 extern bool ne_intercept;

@@ -45,7 +45,7 @@ static const struct config_enum_entry ne_full_action_options[] = {
 	{NULL, 0, false}
 };
 
-static void
+void
 ne_gap_add(NeGap *gap, const char *channel)
 {
 	gap->count++;
@@ -333,8 +333,9 @@ ne_gap_build(const NeGap *gap, char *buf, Size bufsize, bool notice)
 				  (unsigned long long) gap->channels[i].count);
 	}
 	if (!notice)
-		NE_APPEND("}, \"other_channels\": %llu, \"reason\": \"queue full\", \"from_position\": %llu, \"to_position\": %llu}",
+		NE_APPEND("}, \"other_channels\": %llu, \"reason\": \"%s\", \"from_position\": %llu, \"to_position\": %llu}",
 				  (unsigned long long) gap->otherCount,
+				  gap->outOfMemory ? "out of memory" : "queue full",
 				  (unsigned long long) gap->fromPos,
 				  (unsigned long long) gap->toPos);
 	else if (gap->otherCount > 0)

@@ -176,35 +176,6 @@ ne_entry_size(NePendingNotify *n)
 	return sizeof(NotifyExtEntryHeader) + n->channelLen + n->payloadLen;
 }
 
-/*
- * Write a batch's entries into buf at its offset off, consuming notifies
- * from *i, until buf is full or they are all written.  Returns the bytes
- * used.
- */
-static Size
-ne_fill_entries(NePendingNotify **notifies, int n, int *i, char *buf, Size bufsize)
-{
-	Size		used = 0;
-
-	while (*i < n)
-	{
-		NePendingNotify *pn = notifies[*i];
-		NotifyExtEntryHeader eh;
-		Size		need = ne_entry_size(pn);
-
-		if (used + need > bufsize)
-			break;
-		eh.channelLen = pn->channelLen;
-		eh.payloadLen = pn->payloadLen;
-		memcpy(buf + used, &eh, sizeof(eh));
-		memcpy(buf + used + sizeof(eh), NE_PN_CHANNEL(pn), eh.channelLen);
-		memcpy(buf + used + sizeof(eh) + eh.channelLen, NE_PN_PAYLOAD(pn), eh.payloadLen);
-		used += need;
-		(*i)++;
-	}
-	return used;
-}
-
 #define NE_GIANT_BUF (256 * 1024)
 
 /*
@@ -416,6 +387,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 		{
 			NotifyExtEntryHeader eh;
 
+			memset(&eh, 0, sizeof(eh));
 			eh.channelLen = notifies[i]->channelLen;
 			eh.payloadLen = notifies[i]->payloadLen;
 			ne_ring_write(p, &eh, sizeof(eh));
@@ -499,24 +471,52 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 	if (plan.giant)
 	{
 		char	   *buf = palloc(NE_GIANT_BUF);
+		Size		used = 0;
 		uint64		p = pos + hdrSize;
-		int			i = 0;
 
-		while (i < n)
+		for (int i = 0; i < n; i++)
 		{
-			Size		used = ne_fill_entries(notifies, n, &i, buf,
-											   NE_GIANT_BUF - MAXIMUM_ALIGNOF);
+			NePendingNotify *pn = notifies[i];
+			NotifyExtEntryHeader eh;
+			Size		need = ne_entry_size(pn);
 
-			if (i == n)
+			if (used + need > NE_GIANT_BUF)
 			{
-				/* the alignment padding too: readers read whole blocks */
-				memset(buf + used, 0, pos + total - (p + used));
-				used = pos + total - p;
+				CHECK_FOR_INTERRUPTS();
+				ne_spill_write(p, buf, used);
+				p += used;
+				used = 0;
 			}
-			CHECK_FOR_INTERRUPTS();
+			memset(&eh, 0, sizeof(eh));
+			eh.channelLen = pn->channelLen;
+			eh.payloadLen = pn->payloadLen;
+			if (need > NE_GIANT_BUF)
+			{
+				/* a payload larger than the buffer goes from where it is */
+				ne_spill_write(p, &eh, sizeof(eh));
+				ne_spill_write(p + sizeof(eh), NE_PN_CHANNEL(pn), eh.channelLen);
+				ne_spill_write(p + sizeof(eh) + eh.channelLen, NE_PN_PAYLOAD(pn),
+							   eh.payloadLen);
+				p += need;
+				continue;
+			}
+			memcpy(buf + used, &eh, sizeof(eh));
+			memcpy(buf + used + sizeof(eh), NE_PN_CHANNEL(pn), eh.channelLen);
+			memcpy(buf + used + sizeof(eh) + eh.channelLen, NE_PN_PAYLOAD(pn),
+				   eh.payloadLen);
+			used += need;
+		}
+		/* the alignment padding too: readers read whole blocks */
+		Assert(pos + total - (p + used) < MAXIMUM_ALIGNOF);
+		if (used + MAXIMUM_ALIGNOF > NE_GIANT_BUF)
+		{
 			ne_spill_write(p, buf, used);
 			p += used;
+			used = 0;
 		}
+		memset(buf + used, 0, pos + total - (p + used));
+		used = pos + total - p;
+		ne_spill_write(p, buf, used);
 		pfree(buf);
 	}
 

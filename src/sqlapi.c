@@ -55,6 +55,24 @@ ne_validate_channel(const char *channel)
 	(void) pg_verifymbstr(channel, (int) len, false);
 }
 
+/* notify_ext.max_payload_size: payloads must be shorter (core: 8000) */
+int			ne_max_payload_size = NE_CORE_PAYLOAD_LIMIT;
+
+/*
+ * Core's check and error, against notify_ext.max_payload_size; every way
+ * in calls it (ext_notify, and in drop-in mode pg_notify and NOTIFY).
+ */
+void
+ne_check_payload(const char *payload)
+{
+	if (strlen(payload) >= (size_t) ne_max_payload_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload string too long"),
+				 errhint("notify_ext.max_payload_size is %d bytes; a payload must be shorter.",
+						 ne_max_payload_size)));
+}
+
 static char *
 ne_channel_arg(FunctionCallInfo fcinfo, int argno)
 {
@@ -77,10 +95,7 @@ ext_notify(PG_FUNCTION_ARGS)
 	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
 	{
 		payload = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		if (strlen(payload) >= NE_PAYLOAD_MAX_LENGTH)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("payload string too long")));
+		ne_check_payload(payload);
 		(void) pg_verifymbstr(payload, (int) strlen(payload), false);
 	}
 

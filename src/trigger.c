@@ -16,7 +16,8 @@
  * where N counts the transition table (REFERENCING NEW/OLD TABLE), or is null
  * when the trigger declares none (a statement trigger cannot know it then).
  *
- * A row payload that would reach the 8000-byte limit must not abort the
+ * A row payload that would reach notify_ext.max_payload_size (8000 bytes,
+ * core's limit, by default) must not abort the
  * user's write: it is replaced by
  *	  {..., "truncated": true, "record_key": {pk of NEW}, "old_key": {pk of OLD}}
  * using the primary key (else the replica identity index); if even that is
@@ -178,7 +179,7 @@ ext_notify_trigger(PG_FUNCTION_ARGS)
 		ne_json_field(&buf, "old", oldtup ? ne_tuple_json(oldtup, tupdesc) : NULL);
 		appendStringInfoChar(&buf, '}');
 
-		if (buf.len >= NE_PAYLOAD_MAX_LENGTH)
+		if (buf.len >= ne_max_payload_size)
 		{
 			char	   *newkey = newtup ? ne_key_json(rel, newtup) : NULL;
 			char	   *oldkey = oldtup ? ne_key_json(rel, oldtup) : NULL;
@@ -188,7 +189,7 @@ ext_notify_trigger(PG_FUNCTION_ARGS)
 			ne_json_field(&buf, "record_key", newkey);
 			ne_json_field(&buf, "old_key", oldkey);
 			appendStringInfoChar(&buf, '}');
-			if (buf.len >= NE_PAYLOAD_MAX_LENGTH)
+			if (buf.len >= ne_max_payload_size)
 			{
 				ne_json_head(&buf, "row", action, rel);
 				appendStringInfoString(&buf, ", \"truncated\": true}");

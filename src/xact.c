@@ -168,14 +168,15 @@ ne_arena_room(Size len)
 {
 	NeArenaBlock *b = arenaTop;
 
+	len = INTALIGN(len);		/* what ne_arena_take will take */
 	if (b == NULL || b->size - b->used < len)
 	{
 		Size		size = b == NULL ? NE_ARENA_MIN_BLOCK :
 			Min(b->size * 2, NE_ARENA_MAX_BLOCK);
 
 		size = Max(size, len);
-		b = MemoryContextAlloc(TopTransactionContext,
-							   offsetof(NeArenaBlock, data) + size);
+		b = MemoryContextAllocHuge(TopTransactionContext,
+								   offsetof(NeArenaBlock, data) + size);
 		b->prev = arenaTop;
 		b->size = size;
 		b->used = 0;
@@ -236,7 +237,7 @@ ne_add_notify(const char *channel, const char *payload)
 	n = (NePendingNotify *) ne_arena_room(offsetof(NePendingNotify, data) + clen + plen + 2);
 	n->subid = GetCurrentSubTransactionId();
 	n->channelLen = (uint16) clen;
-	n->payloadLen = (uint16) plen;
+	n->payloadLen = (uint32) plen;
 	memcpy(NE_PN_CHANNEL(n), channel, clen + 1);
 	memcpy(NE_PN_PAYLOAD(n), payload, plen + 1);
 
