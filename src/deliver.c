@@ -52,9 +52,19 @@ static MemoryContext ne_deliver_cxt = NULL;
 static char *ne_gapbuf = NULL;
 static NeGap ne_gap;
 
-/* a notification larger than ne_buf, in memory of its own until sent */
+/*
+ * A notification larger than ne_buf, in memory of its own until sent: the
+ * drain copies its header, ne_fill_big its payload, from ne_bigSrc, in
+ * pieces with the lock taken for each.
+ */
+#define NE_BIG_PIECE (1024 * 1024)
 static char *ne_bigbuf = NULL;
 static uint32 ne_biglen = 0;
+static uint64 ne_bigPos;		/* its batch */
+static uint64 ne_bigSrc;		/* its payload's position */
+static uint32 ne_bigLen;		/* its payload's length */
+static uint32 ne_bigIdx;		/* its entry number in the batch */
+static uint64 ne_bigNext;		/* the position of the entry after it */
 
 /* one that could not get that memory: logged after the lock is released */
 static uint32 ne_oom_bytes = 0;
@@ -211,7 +221,9 @@ ne_drain_some(bool *more, bool *gotGap)
 		ne_gap = slot->gap;
 		memset(&slot->gap, 0, sizeof(slot->gap));
 		pg_atomic_write_u32(&slot->gapPending, 0);
-		resumeBatch = NE_INVALID_POS;
+		/* a skip moved us (and cleared resumePos); an entry we lost did not */
+		if (slot->resumePos != resumeBatch)
+			resumeBatch = NE_INVALID_POS;
 		*gotGap = true;
 		*more = true;
 		LWLockRelease(ne_shared->queueLock);
@@ -330,18 +342,24 @@ ne_drain_some(bool *more, bool *gotGap)
 					{
 						uint32		npid = pg_hton32((uint32) hdr.srcPid);
 
+						/* the payload is copied by ne_fill_big, in pieces */
 						memcpy(ne_bigbuf, &npid, 4);
 						memcpy(ne_bigbuf + 4, channel, eh.channelLen + 1);
-						if (!ne_queue_read(epos + sizeof(eh) + eh.channelLen,
-										   ne_bigbuf + 4 + eh.channelLen + 1,
-										   eh.payloadLen))
-						{
-							pfree(ne_bigbuf);
-							ne_bigbuf = NULL;
-							goto read_error;
-						}
 						ne_bigbuf[bodyLen - 1] = '\0';
 						ne_biglen = bodyLen;
+						ne_bigPos = pos;
+						ne_bigSrc = epos + sizeof(eh) + eh.channelLen;
+						ne_bigLen = eh.payloadLen;
+						ne_bigIdx = idx;
+						ne_bigNext = next;
+						/* until it is all copied, a skip counts it as missed */
+						resumeBatch = pos;
+						resumeEntry = idx;
+						resumeOffset = epos;
+						slot->resumePos = pos;
+						slot->resumeEntry = idx;
+						*more = true;
+						break;
 					}
 					/* go on after it next round */
 					resumeBatch = pos;
@@ -516,6 +534,81 @@ ne_send_gap(void)
 }
 
 /*
+ * Copy the payload of the large notification the drain found into
+ * ne_bigbuf, a piece at a time under queueLock (shared: that keeps skips
+ * and spills away, and the bytes where ne_queue_read finds them), so that
+ * publishers never wait for a long copy.  If we were skipped meanwhile, the
+ * notification is dropped (the gap signal counts it); if a spill file
+ * cannot be read, that is the drain's read error.  Returns whether
+ * ne_bigbuf is ready to send; never throws.
+ */
+static bool
+ne_fill_big(void)
+{
+	int			slotno = ne_my_slot();
+	NotifyExtSlot *slot = &ne_shared->slots[slotno];
+	char	   *dst = ne_bigbuf + ne_biglen - 1 - ne_bigLen;
+	uint32		done = 0;
+	bool		ok = true;
+
+	while (ok)
+	{
+		uint32		n = Min(ne_bigLen - done, (uint32) NE_BIG_PIECE);
+		bool		readOk;
+
+		LWLockAcquire(ne_shared->queueLock, done + n < ne_bigLen ? LW_SHARED : LW_EXCLUSIVE);
+		ne_spill_invalidate_cache();
+		if (pg_atomic_read_u64(&slot->wakeupPos) != ne_bigPos ||
+			pg_atomic_read_u32(&slot->gapPending) != 0)
+		{
+			LWLockRelease(ne_shared->queueLock);
+			ok = false;			/* skipped past it */
+			break;
+		}
+		readOk = ne_queue_read(ne_bigSrc + done, dst + done, n);
+		if (readOk)
+			done += n;
+		if (!readOk || done == ne_bigLen)
+		{
+			/* exclusive: we change our slot's resume point or gap */
+			if (LWLockHeldByMeInMode(ne_shared->queueLock, LW_SHARED))
+			{
+				LWLockRelease(ne_shared->queueLock);
+				LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+				if (pg_atomic_read_u64(&slot->wakeupPos) != ne_bigPos ||
+					pg_atomic_read_u32(&slot->gapPending) != 0)
+				{
+					LWLockRelease(ne_shared->queueLock);
+					ok = false;
+					break;
+				}
+			}
+			if (!readOk)
+			{
+				uint64		to = ne_drain_read_error(slot, ne_bigPos);
+
+				pg_atomic_write_u64(&slot->wakeupPos,
+									to >= ne_shared->head ? NE_INVALID_POS : to);
+				ok = false;
+			}
+			else
+			{
+				/* sent, as far as a skip is concerned: go on after it */
+				resumeBatch = ne_bigPos;
+				resumeEntry = ne_bigIdx + 1;
+				resumeOffset = ne_bigNext;
+				slot->resumePos = ne_bigPos;
+				slot->resumeEntry = ne_bigIdx + 1;
+			}
+			LWLockRelease(ne_shared->queueLock);
+			break;
+		}
+		LWLockRelease(ne_shared->queueLock);
+	}
+	return ok;
+}
+
+/*
  * Send everything readable for this session.  flush: push it to the client
  * now (idle wake-up); otherwise the caller's ReadyForQuery flushes.
  */
@@ -571,11 +664,14 @@ ne_deliver(bool flush)
 		}
 		if (ne_bigbuf != NULL)
 		{
-			ne_send_one(ne_bigbuf, ne_biglen);
+			if (ne_fill_big())
+			{
+				ne_send_one(ne_bigbuf, ne_biglen);
+				sent = true;
+				nsent++;
+			}
 			pfree(ne_bigbuf);
 			ne_bigbuf = NULL;
-			sent = true;
-			nsent++;
 		}
 		if (nsent > 0)
 			pg_atomic_fetch_add_u64(&ne_shared->slots[ne_my_slot()].delivered, nsent);
