@@ -7,7 +7,9 @@ preloaded and notify_ext.queue_size at its 16MB default (any size of a few
 MB or more works: a 2 MB batch must fit);
 connection from PGHOST/PGPORT/PGUSER/PGDATABASE, as a superuser.  It
 switches the action with ALTER SYSTEM + pg_reload_conf() and always resets
-it.  Exits 1 on any failure.
+it.  The queue is full when the ring is, so it runs with
+notify_ext.queue_disk_limit = 0 (no spill to disk, the same ALTER SYSTEM
+way, reset at the end), but for test 5.  Exits 1 on any failure.
 
 One notifier commits 2 MB transactions of 260 notifications of ~7.9 kB
 whose payloads carry (batch, index), on channels ovf_a, ovf_b and ten
@@ -30,6 +32,10 @@ blocks writing to it (ClientWrite).
      listener loses nothing.
   4. the reserved channel notify_ext.gap: nobody can send on it (42501),
      by ext_notify(), NOTIFY or pg_notify() in drop-in mode.
+  5. skip with a small disk tier (notify_ext.queue_disk_limit = 4MB): a
+     parked listener is not skipped while the ring spills to disk, only
+     once ring + disk are full; then it gets the gap in place, having kept
+     more than the ring alone could hold.
 
 The stopped client is this file run as a child process
 (--stopped-listener).
@@ -306,6 +312,7 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--stopped-li
 import psycopg  # noqa: E402
 
 from _pg import conn, wait_notifies  # noqa: E402
+from _queue_conf import set_disk_limit  # noqa: E402
 from _tap import check, finish  # noqa: E402
 
 
@@ -905,6 +912,60 @@ def test_terminate(env, log):
                   for p in (ppid, rawp.pid, child.backend)))
 
 
+# ------------------------------------------- 5. skip with a disk tier
+def test_skip_disk(env):
+    if not set_disk_limit("4MB"):
+        check("skip+disk: queue_disk_limit = 4MB is in effect", False)
+        return
+    try:
+        if not set_action("skip"):
+            check("skip+disk: the setting is in effect", False)
+            return
+        q0 = MON.execute("SELECT listeners_skipped, ring_bytes, disk_limit_bytes "
+                         "FROM notify_ext_queue").fetchone()
+        ring, disk = q0[1], q0[2]
+        per = PER_BATCH * 7908                      # a batch's payload bytes
+        fit_ring = ring // per                      # what the ring alone holds
+        over = (ring + disk) // per + 3             # past ring + disk
+        parked = parked_psycopg(env, AB + [GAP])
+        n = notifier(env)
+        seq, errs = [], []
+        for b in range(1, fit_ring + 2):
+            try:
+                seq += send_batch(n, b)
+            except psycopg.Error as e:
+                errs.append(e)
+        q1 = MON.execute("SELECT listeners_skipped, disk_bytes FROM notify_ext_queue").fetchone()
+        check("skip+disk: %d batches, more than the ring (%.1f MB): no failure, no skip, spilled "
+              "to disk" % (fit_ring + 1, (fit_ring + 1) * per / 1048576),
+              errs == [] and q1[0] == q0[0] and q1[1] > 0, (errs[:1], q0, q1))
+        for b in range(fit_ring + 2, over + 1):
+            try:
+                seq += send_batch(n, b)
+            except psycopg.Error as e:
+                errs.append(e)
+        q2 = MON.execute("SELECT listeners_skipped, disk_bytes FROM notify_ext_queue").fetchone()
+        check("skip+disk: %d batches, more than ring + disk (%.1f MB): no failure, the parked "
+              "listener skipped" % (over, over * per / 1048576),
+              errs == [] and q2[0] > q0[0], (errs[:1], q0, q2))
+        parked.commit()
+        parked.autocommit = True
+        pev = psycopg_events(parked)
+        res = walk(pev, seq, AB, "gapn")
+        check("skip+disk: after COMMIT the parked listener: delivered + missed == sent, gap in "
+              "place (%d + %d == %d)" % (res["delivered"], res["missed"], res["expected"]),
+              res["ok"] and res["gaps"] >= 1 and res["missed"] > 0, short(res))
+        batches = {e[2][0] for e in pev if e[0] == "n" and isinstance(e[2], tuple)}
+        kept = len(batches) * per
+        check("skip+disk: ... it kept more than the ring alone holds (%d batches, %.1f MB)"
+              % (len(batches), kept / 1048576), kept > ring, (sorted(batches), ring))
+        check_gapn_json("skip+disk: parked listener", pev)
+        check("skip+disk: the queue empties", queue_empty())
+    finally:
+        set_action("error")
+        check("skip+disk: queue_disk_limit back to 0", set_disk_limit("0"))
+
+
 # ----------------------------------------------------- 4. reserved channel
 def test_reserved(env):
     c = env.conn()
@@ -951,10 +1012,13 @@ def main():
             finish("overflow")
             return
         check("the queue is empty at the start", queue_empty())
+        check("notify_ext.queue_disk_limit = 0 (the ring only) for these tests",
+              set_disk_limit("0"))
         log = ServerLog(MON)
         for name, t in (("error", lambda e: test_error(e)), ("skip", lambda e: test_skip(e, log)),
                         ("terminate", lambda e: test_terminate(e, log)),
-                        ("reserved", lambda e: test_reserved(e))):
+                        ("reserved", lambda e: test_reserved(e)),
+                        ("skip+disk", lambda e: test_skip_disk(e))):
             t0 = time.time()
             env = Env()
             try:
@@ -974,6 +1038,7 @@ def main():
         signal.alarm(0)
         ok = set_action(None)
         check("queue_full_action reset to its default", ok)
+        check("queue_disk_limit reset to its default", set_disk_limit(None))
         MON.close()
         print("# total: %.1f s" % (time.time() - t_all))
     finish("overflow")

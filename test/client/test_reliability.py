@@ -10,7 +10,8 @@
   D4  a walsender cannot listen; LISTEN/UNLISTEN in a security-restricted
       operation fail with 42501 while notify stays allowed;
   D5  the queue-full error tells a listener blocked on its client (only
-      pg_terminate_backend frees it) from one in a transaction.
+      pg_terminate_backend frees it) from one in a transaction (with
+      notify_ext.queue_disk_limit = 0: the ring fills, nothing spills).
 
 D2 (the wake-up race) has its own test, test_wakeup_race.py; D4's standby
 refusals are in t/ (two servers).
@@ -22,6 +23,7 @@ import psycopg
 from psycopg import pq
 
 from _pg import DB, PGHOST, PGPORT, PGUSER, Raw, conn, wait_notifies
+from _queue_conf import disk_limit
 from _tap import check, finish
 
 
@@ -247,6 +249,12 @@ def read_idle(r, quiet=2.0):
 
 
 def test_d5_blocked_writer_hint():
+    with disk_limit("0") as ok:
+        check("D5: notify_ext.queue_disk_limit = 0 (the ring only) is in effect", ok)
+        d5_blocked_writer_hint()
+
+
+def d5_blocked_writer_hint():
     mon = conn()
     r = Raw(rcvbuf=4096)
     r.query("SELECT ext_listen('rel_full')")

@@ -11,7 +11,8 @@ preloaded; connection from PGHOST/PGPORT/PGUSER.  Exits 1 on any failure.
     transaction, neither receives nor holds back the queue;
   - a full queue fails the notifying COMMIT with core's error, the half-full
     warning names the PID of the listener that holds the queue, and after
-    that listener reads, everything was delivered and the queue is usable;
+    that listener reads, everything was delivered and the queue is usable
+    (with notify_ext.queue_disk_limit = 0: the ring only);
   - a listener that is terminated, or whose client vanishes, leaves no row
     in the listener table;
   - notifications are converted to the client encoding.
@@ -27,6 +28,7 @@ import psycopg
 from _tap import check, fail, finish
 
 from _pg import DB, PGHOST, PGPORT, PGUSER, Raw, conn, wait_notifies
+from _queue_conf import disk_limit
 
 
 def test_wire_order():
@@ -172,6 +174,12 @@ def test_database_local():
 
 
 def test_queue_full():
+    with disk_limit("0") as ok:
+        check("notify_ext.queue_disk_limit = 0 (the ring only) is in effect", ok)
+        queue_full()
+
+
+def queue_full():
     # the half-full warning is given at most every 5 s, cluster-wide: leave
     # the one an earlier test (test_reliability.py fills the queue) caused behind
     time.sleep(5.1)

@@ -18,7 +18,12 @@ did NOT arrive use a marker notification sent after it instead of a pause.
   - a listener inside a transaction gets its notifications after COMMIT;
   - conversion to the client encoding (LATIN1), an unconvertible payload;
   - ext_unlisten, ext_unlisten_all, DISCARD ALL;
-  - the queue full on the 64kB queue (54000), then usable again;
+  - the 64kB ring spilling to disk (pg_notify_ext/) for a parked listener,
+    a batch bigger than the ring written straight to disk, a spill file
+    that cannot be read (truncated: the gap signal), all with the default
+    notify_ext.queue_disk_limit;
+  - the queue full on the 64kB queue (54000) with notify_ext.queue_disk_limit
+    = 0 (ALTER SYSTEM, reset afterwards), then usable again;
   - drop-in mode (notify_ext.intercept = on): LISTEN, NOTIFY, pg_notify;
   - ext_notify_trigger; the monitoring functions;
   - a terminated listener and one whose client vanishes leave no trace.
@@ -186,10 +191,66 @@ def main():
     check("nothing for discarded or unlistened channels", got == [("vg_m", "marker3")], got)
     d.close()
 
-    # ---------------------------------------------- queue full (64kB)
+    # ------------------------------------- spill to disk (64kB ring)
+    per = 7990
+    f = conn()
+    f.execute("SELECT ext_listen('vg_spill'), ext_listen('notify_ext.gap')")
+    f.autocommit = False
+    f.execute("SELECT 1")                       # parked in a transaction
+    sent = []
+    for b in range(1, 7):                       # 6 x 32 kB: the ring spills
+        n.execute("SELECT count(ext_notify('vg_spill', %s || ':' || lpad(i::text, %s, 'x'))) "
+                  "FROM generate_series(1, 4) i", (b, per))
+        sent += ["%d:%s" % (b, str(i).rjust(per, "x")) for i in range(1, 5)]
+    n.execute("SELECT count(ext_notify('vg_spill', 'g:' || lpad(i::text, %s, 'x'))) "
+              "FROM generate_series(1, 12) i", (per,))   # 96 kB, more than the ring
+    sent += ["g:%s" % str(i).rjust(per, "x") for i in range(1, 13)]
+    disk = q(admin, "SELECT disk_bytes FROM notify_ext_queue")[0][0]
+    check("spill: 288 kB for a parked listener go to disk", disk > 0, disk)
+    f.commit()
+    f.autocommit = True
+    got = receive(f, n=len(sent))
+    check("spill: the parked listener then gets all %d, in order" % len(sent),
+          [p for _, p in got] == sent, (len(got), [p[:12] for _, p in got[:2]]))
+    # a spill file that cannot be read
+    f.autocommit = False
+    f.execute("SELECT 1")
+    for b in range(1, 7):
+        n.execute("SELECT count(ext_notify('vg_spill', %s || ':' || lpad(i::text, %s, 'z'))) "
+                  "FROM generate_series(1, 4) i", (b, per))
+    ddir = q(admin, "SHOW data_directory")[0][0]
+    spill = os.path.join(ddir, "pg_notify_ext")
+    try:
+        for name in os.listdir(spill):
+            os.truncate(os.path.join(spill, name), 0)
+        truncated = True
+    except OSError as ex:
+        truncated = ex
+    notices = []
+    f.add_notice_handler(lambda diag: notices.append(diag.sqlstate))
+    f.commit()
+    f.autocommit = True
+    n.execute("SELECT ext_notify('vg_spill', 'after the read error')")
+    got = []
+    deadline = time.time() + WAIT
+    while time.time() < deadline and ("vg_spill", "after the read error") not in got:
+        got += receive(f, n=1, timeout=max(0.1, deadline - time.time()))
+    check("spill: a truncated spill file: gap notice and notification, then the next one",
+          truncated is True and "01N01" in notices and any(ch == "notify_ext.gap" for ch, _ in got)
+          and got[-1:] == [("vg_spill", "after the read error")], (truncated, notices, got[-2:]))
+    f.close()
+    check("spill: queue usage back to 0",
+          q(n, "SELECT ext_notification_queue_usage()") == [(0.0,)])
+
+    # ------------------------ queue full (64kB ring, no disk tier)
+    admin.execute("ALTER SYSTEM SET notify_ext.queue_disk_limit = 0")
+    admin.execute("SELECT pg_reload_conf()")
+    deadline = time.time() + WAIT
+    while q(n, "SHOW notify_ext.queue_disk_limit") != [("0",)] and time.time() < deadline:
+        time.sleep(0.2)
+    check("queue_disk_limit = 0 in effect for the notifier", q(n, "SHOW notify_ext.queue_disk_limit") == [("0",)])
     qsize = q(admin, "SELECT setting::bigint * 1024 FROM pg_settings "
                      "WHERE name = 'notify_ext.queue_size'")[0][0]
-    per = 7990
     nhalf = int(qsize / 2 / (per + 30)) + 1
     f = conn()
     f.execute("SELECT ext_listen('vg_full')")
@@ -222,6 +283,8 @@ def main():
     check("queue usage back to 0",
           q(n, "SELECT ext_notification_queue_usage()") == [(0.0,)])
     f.close()
+    admin.execute("ALTER SYSTEM RESET notify_ext.queue_disk_limit")
+    admin.execute("SELECT pg_reload_conf()")
 
     # ------------------------------------------------------- drop-in mode
     p = conn()

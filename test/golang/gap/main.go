@@ -5,7 +5,9 @@
 // is skipped.  At its COMMIT, lib/pq must hand the WARNING (SQLSTATE 01N01)
 // to its notice handler and the notify_ext.gap notification (JSON payload)
 // to its notification handler, before the notifications that follow; then
-// the session receives new notifications normally.  Prints TAP lines.
+// the session receives new notifications normally.  The queue overflows
+// only when the ring does: it runs with notify_ext.queue_disk_limit = 0
+// (no spill to disk), reset at the end.  Prints TAP lines.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lib/pq"
 )
@@ -81,11 +84,24 @@ func main() {
 		}
 	}
 	must(admin, "ALTER SYSTEM SET notify_ext.queue_full_action = 'skip'")
+	must(admin, "ALTER SYSTEM SET notify_ext.queue_disk_limit = 0")
 	must(admin, "SELECT pg_reload_conf()")
 	defer func() {
 		admin.ExecContext(ctx, "ALTER SYSTEM RESET notify_ext.queue_full_action")
+		admin.ExecContext(ctx, "ALTER SYSTEM RESET notify_ext.queue_disk_limit")
 		admin.ExecContext(ctx, "SELECT pg_reload_conf()")
 	}()
+	// the notifying session (admin) must see both before it notifies
+	var action, limit string
+	for i := 0; i < 100; i++ {
+		admin.QueryRowContext(ctx, "SELECT current_setting('notify_ext.queue_full_action'), current_setting('notify_ext.queue_disk_limit')").Scan(&action, &limit)
+		if action == "skip" && limit == "0" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	check("queue_full_action = skip and queue_disk_limit = 0 are in effect",
+		action == "skip" && limit == "0", action+" "+limit)
 
 	lconn, err := ldb.Conn(ctx)
 	if err != nil {
