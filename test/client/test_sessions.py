@@ -117,7 +117,8 @@ def test_only_interested_woken():
         got += wait_notifies(target, 1, 5)
     after_ext = [ctxt_switches(p) for p in pids]
     check("the interested listener received the 200 one by one", len(got) == 200, len(got))
-    for i in range(200):
+    # (fewer for core: each waits for the bystander to run, up to 0.2 s)
+    for i in range(60):
         n.execute("SELECT pg_notify('this_one_core', %s)", (str(i),))
         # give core's bystander the chance to run before the next one
         deadline = time.time() + 0.2
@@ -131,8 +132,8 @@ def test_only_interested_woken():
     check("idle listener on another channel not woken by 200 notifies (%d switches)" % d_bystander,
           d_bystander < 20, d_bystander)
     check("the interested listener was woken (%d switches)" % d_target, d_target >= 20, d_target)
-    check("control: core wakes its idle listener on another channel (%d switches for 200 core notifies)"
-          % d_core_bystander, d_core_bystander >= 100, d_core_bystander)
+    check("control: core wakes its idle listener on another channel (%d switches for 60 core notifies)"
+          % d_core_bystander, d_core_bystander >= 30, d_core_bystander)
     for c in (bystander, core_bystander, target, n):
         c.close()
 
