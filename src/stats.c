@@ -16,9 +16,10 @@
  * Everything is copied under the locks (registryLock before queueLock,
  * both shared) into arrays allocated beforehand or with palloc, the locks
  * are released, and only then are rows built and database names looked
- * up.  The backlogs are counted in one walk over the batches in the ring,
- * under queueLock held shared: publishers wait meanwhile, for a time that
- * grows with the number of batches queued (not with the queue's size).
+ * up.  The backlogs are counted in one walk over the batches queued: the
+ * part in spill files without queueLock (ne_stats_walk_split), the part in
+ * the ring under queueLock held shared, so that publishers wait at most
+ * for a walk over the ring's batches, never over the disk's.
  *
  *-------------------------------------------------------------------------
  */
@@ -181,6 +182,34 @@ ne_stats_walk(uint64 from, uint64 head, NeSlotStat *stats,
 }
 
 /*
+ * ne_stats_walk over [from, head), the part of it in spill files without
+ * queueLock: spilled bytes are written once and removed only behind the
+ * tail (a file gone ends that part of the walk early), and walking
+ * hundreds of megabytes under the lock would stall every publisher.  Caller
+ * holds queueLock shared; it holds it again on return.  The counts are a
+ * moment's picture, as any monitoring view's.
+ */
+static void
+ne_stats_walk_split(uint64 from, uint64 head, NeSlotStat *stats,
+					uint64 *work, int *cand,
+					uint64 *nbatches, uint64 *nentries)
+{
+	uint64		diskEnd = ne_shared->spillPos;
+
+	if (from < diskEnd)
+	{
+		LWLockRelease(ne_shared->queueLock);
+		ne_stats_walk(from, diskEnd, stats, work, cand, nbatches, nentries);
+		LWLockAcquire(ne_shared->queueLock, LW_SHARED);
+		ne_spill_invalidate_cache();
+		/* what was in the ring then and has been read since is gone */
+		from = Max(diskEnd, ne_shared->tail);
+	}
+	if (from < head)
+		ne_stats_walk(from, head, stats, work, cand, nbatches, nentries);
+}
+
+/*
  * ext_queue_status(): one row about the queue.
  */
 Datum
@@ -235,7 +264,7 @@ ext_queue_status(PG_FUNCTION_ARGS)
 	skipped = ne_shared->skippedNotifications;
 	lastAction = ne_shared->lastFullAction;
 	holderPid = ne_queue_oldest_listener(&holderPos, NULL);
-	ne_stats_walk(tail, head, NULL, work, NULL, &nbatches, &nentries);
+	ne_stats_walk_split(tail, head, NULL, work, NULL, &nbatches, &nentries);
 	LWLockRelease(ne_shared->queueLock);
 	pfree(work);
 
@@ -355,7 +384,7 @@ ext_listener_status(PG_FUNCTION_ARGS)
 	}
 
 	if (from != NE_INVALID_POS)
-		ne_stats_walk(from, head, stats, work, cand, &nbatches, &nentries);
+		ne_stats_walk_split(from, head, stats, work, cand, &nbatches, &nentries);
 
 	LWLockRelease(ne_shared->queueLock);
 	LWLockRelease(ne_shared->registryLock);
