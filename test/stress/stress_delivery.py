@@ -15,6 +15,10 @@ listeners must agree on the order of the transactions they both saw.
 
 usage: stress_delivery.py [seconds] [notifiers] [listeners]
 Connection from PGHOST/PGPORT/PGUSER/PGDATABASE.  Exits 1 on failure.
+STRESS_PARK: the longest a listener sits in a transaction, in seconds
+(default 0.05); with a longer one on a small ring the queue spills to disk
+all the time.  STRESS_EXPECT_SPILL=1: fail unless the queue spilled to
+disk during the run (notify_ext_queue.spilled_bytes grew).
 """
 import json
 import multiprocessing as mp
@@ -27,6 +31,7 @@ import time
 
 import psycopg
 
+PARK = float(os.environ.get("STRESS_PARK", "0.05"))
 DSN = dict(host=os.environ.get("PGHOST", "/tmp"), port=os.environ.get("PGPORT", "5432"),
            user=os.environ.get("PGUSER", "postgres"), dbname=os.environ.get("PGDATABASE", "postgres"))
 CHANNELS = ["sa", "sb", "sc", "chan_1", "chan_12", "chanX1", "chanX2"]
@@ -142,7 +147,7 @@ def listener(idx, spec, seconds, ready, out):
             c.autocommit = False
             c.execute("SELECT 1")
             before = len(got)
-            time.sleep(rnd.random() * 0.05)
+            time.sleep(rnd.random() * PARK)
             c.execute("SELECT 2")
             if len(got) != before:
                 out.put(("error", idx, "notification delivered inside a transaction"))
@@ -212,6 +217,8 @@ def main():
     nnot = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     nlis = int(sys.argv[3]) if len(sys.argv) > 3 else len(LISTENER_SETS)
     like_selftest()
+    with psycopg.connect(**DSN, autocommit=True) as mon:
+        spilled_before = mon.execute("SELECT spilled_bytes FROM notify_ext_queue").fetchone()[0]
     out = mp.Queue()
     ready = mp.Queue()
     listeners = []
@@ -246,9 +253,14 @@ def main():
     total_recv = sum(len(g) for _, _, g in received)
     npat = sum(1 for _, spec, _ in received if spec["patterns"])
     via_pattern = sum(1 for _, spec, g in received for ch, _, _ in g if ch not in spec["channels"])
+    with psycopg.connect(**DSN, autocommit=True) as mon:
+        spilled = mon.execute("SELECT spilled_bytes FROM notify_ext_queue").fetchone()[0] - spilled_before
     print("stress: %d notifiers, %d listeners (%d with patterns), %.0f s: %d committed transactions, "
-          "%d notifications, %d deliveries (%d through patterns only), %d commits refused with a full queue"
-          % (nnot, nlis, npat, seconds, len(committed), total_sent, total_recv, via_pattern, queue_full))
+          "%d notifications, %d deliveries (%d through patterns only), %d commits refused with a full queue, "
+          "%d bytes spilled to disk"
+          % (nnot, nlis, npat, seconds, len(committed), total_sent, total_recv, via_pattern, queue_full, spilled))
+    if os.environ.get("STRESS_EXPECT_SPILL") == "1" and spilled == 0:
+        errors.append("the queue never spilled to disk: the disk tier was not exercised")
     if errors:
         for e in errors[:20]:
             print("FAIL:", e)
