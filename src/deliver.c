@@ -410,6 +410,29 @@ read_error:
 }
 
 /*
+ * A notification we could not send for want of memory (converting it to
+ * the client encoding): the listener is told with the gap signal, which the
+ * drain sends next, before anything later.
+ */
+static void
+ne_lost_for_memory(const char *channel, uint32 bodyLen)
+{
+	NotifyExtSlot *slot = &ne_shared->slots[ne_my_slot()];
+
+	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+	if (slot->gap.count == 0 && !slot->gap.readError)
+		slot->gap.fromPos = slot->gap.toPos = pg_atomic_read_u64(&slot->wakeupPos);
+	slot->gap.outOfMemory = true;
+	ne_gap_add(&slot->gap, channel);
+	pg_atomic_write_u32(&slot->gapPending, 1);
+	LWLockRelease(ne_shared->queueLock);
+	ereport(LOG,
+			(errmsg("notify_ext: out of memory converting a notification of %u bytes on channel \"%s\" to the client encoding",
+					bodyLen, channel),
+			 errdetail("The listening session was told that it missed it.")));
+}
+
+/*
  * Send one message body, converting channel and payload to the client
  * encoding when it differs.  Never throws.
  */
@@ -445,12 +468,17 @@ ne_send_one(const char *body, uint32 bodyLen)
 	}
 	PG_CATCH();
 	{
+		int			code = geterrcode();
+
 		InterruptHoldoffCount = holdoff;
 		MemoryContextSwitchTo(old);
 		FlushErrorState();
-		ereport(LOG,
-				(errmsg("notify_ext: dropped a notification on channel \"%s\" that cannot be converted to the client encoding",
-						channel)));
+		if (code == ERRCODE_OUT_OF_MEMORY)
+			ne_lost_for_memory(channel, bodyLen);
+		else
+			ereport(LOG,
+					(errmsg("notify_ext: dropped a notification on channel \"%s\" that cannot be converted to the client encoding",
+							channel)));
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(old);
@@ -675,6 +703,9 @@ ne_deliver(bool flush)
 		}
 		if (nsent > 0)
 			pg_atomic_fetch_add_u64(&ne_shared->slots[ne_my_slot()].delivered, nsent);
+		/* a notification lost while sending: its gap signal comes next */
+		if (pg_atomic_read_u32(&ne_shared->slots[ne_my_slot()].gapPending) != 0)
+			more = true;
 		if (gotGap)
 		{
 			ne_send_gap();
