@@ -20,10 +20,21 @@
  * into ne_buf (allocated when the session started listening) as ready-made
  * 'A' message bodies, moves our wakeupPos, releases the lock and only then
  * sends.  A batch too large for the buffer is drained in several rounds
- * (resumeBatch/resumeOffset remember where).  Conversion to the client
- * encoding, the only step that can throw, runs under PG_TRY in a memory
- * context with a preallocated block; a notification that cannot be
- * converted is dropped and logged, instead of breaking the protocol.
+ * (resumeBatch/resumeOffset remember where).  A notification larger than
+ * the buffer (notify_ext.max_payload_size above 64kB) gets memory of its
+ * own, allocated without throwing, filled a piece at a time (ne_fill_big)
+ * and freed once sent.  Conversion to the client encoding, the only step
+ * that can throw, runs under PG_TRY in a memory context with a
+ * preallocated block; a notification that cannot be converted is dropped
+ * and logged, instead of breaking the protocol.  One that cannot be had
+ * for want of memory (its buffer or its conversion) is reported to the
+ * client with the gap signal, at its place.
+ *
+ * Reading goes through ne_queue_read, which finds a position in the ring
+ * or in a spill file; a spill file that cannot be read skips the session
+ * to the ring's part of the queue and reports the gap (reason "read
+ * error").  A round looks at no more than NE_DRAIN_DISK_BUDGET bytes of
+ * spilled batches before it lets publishers in.
  *
  *-------------------------------------------------------------------------
  */
