@@ -122,6 +122,7 @@ ne_shmem_startup(void)
 		ne_shared->skippedNotifications = 0;
 		ne_shared->lastFullAction = -1;
 		ne_shared->npatterns = 0;
+		ne_shared->walSeen = false;
 		ne_shared->spillPos = 0;
 		ne_shared->diskSegLow = 0;
 		ne_shared->diskSegEnd = 0;
@@ -262,6 +263,7 @@ _PG_init(void)
 
 	ne_intercept_init();		/* notify_ext.intercept and its hooks */
 	ne_overflow_init();			/* notify_ext.queue_full_action, its log hook */
+	ne_wal_init();				/* notify_ext.wal_log, the WAL resource manager */
 
 	MarkGUCPrefixReserved("notify_ext");
 

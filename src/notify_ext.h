@@ -206,6 +206,8 @@ typedef struct NeGap
 	char		readErrorMsg[128];
 } NeGap;
 
+#define NE_NO_SLOT				PG_UINT32_MAX
+
 /* notify_ext.queue_full_action */
 #define NE_FULL_ERROR			0
 #define NE_FULL_SKIP			1
@@ -274,6 +276,7 @@ typedef struct NotifyExtShared
 	uint64		spilledBytes;	/* written to spill files since start */
 	uint64		spillReadErrors;	/* listeners that lost data to one */
 	int			npatterns;		/* pattern table entries in use (registryLock) */
+	bool		walSeen;		/* a standby replayed a batch (walrec.c) */
 	NotifyExtSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } NotifyExtShared;
 
@@ -285,7 +288,11 @@ typedef struct NotifyExtBatchHeader
 	uint32		length;			/* whole batch, MAXALIGNed */
 	int32		srcPid;
 	uint32		nentries;
-	uint32		srcSlot;		/* publisher's slot (its PENDING record) */
+	uint32		srcSlot;		/* publisher's slot (its PENDING record), or
+								 * NE_NO_SLOT: replayed from the WAL */
+	TransactionId xid;			/* replayed: its transaction, whose outcome
+								 * the clog gives; else invalid */
+	uint32		pad;
 	TimestampTz time;			/* when it was queued */
 } NotifyExtBatchHeader;
 
@@ -447,6 +454,13 @@ typedef struct NeRoomPlan
 extern void ne_queue_plan(uint64 total, NeRoomPlan *plan);
 extern void ne_queue_spill(uint64 to);
 
+/* walrec.c */
+extern bool ne_wal_log;
+extern void ne_wal_init(void);
+extern void ne_wal_log_batch(NePendingNotify **notifies, int n);
+extern uint32 ne_wal_resolve_state(TransactionId xid);
+extern void ne_wal_listen_notice(void);
+
 /* overflow.c */
 extern int	ne_queue_full_action;
 extern void ne_gap_add(NeGap *gap, const char *channel);
@@ -457,7 +471,8 @@ typedef struct NeAffected		/* a listener moved by ne_queue_make_room */
 	uint64		missed;
 } NeAffected;
 
-extern bool ne_queue_make_room(uint64 tailTarget, NeAffected **affected, int *naffected);
+extern bool ne_queue_make_room(uint64 tailTarget, bool forceSkip,
+							   NeAffected **affected, int *naffected);
 extern void ne_overflow_after_publish(const NeAffected *affected, int naffected);
 extern void ne_overflow_init(void);
 extern Size ne_gap_build(const NeGap *gap, char *buf, Size bufsize,

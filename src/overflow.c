@@ -136,7 +136,8 @@ ne_count_missed(int slotno, uint64 from, uint64 to)
  * a spill file cannot be read.
  */
 bool
-ne_queue_make_room(uint64 tailTarget, NeAffected **affected, int *naffected)
+ne_queue_make_room(uint64 tailTarget, bool forceSkip,
+				   NeAffected **affected, int *naffected)
 {
 	uint64		pos;
 	NeAffected *aff;
@@ -144,9 +145,9 @@ ne_queue_make_room(uint64 tailTarget, NeAffected **affected, int *naffected)
 
 	*affected = NULL;
 	*naffected = 0;
-	ne_shared->lastFullAction = ne_queue_full_action;
+	ne_shared->lastFullAction = forceSkip ? NE_FULL_SKIP : ne_queue_full_action;
 
-	if (ne_queue_full_action == NE_FULL_ERROR)
+	if (ne_queue_full_action == NE_FULL_ERROR && !forceSkip)
 		return false;
 
 	/* the tail has to reach tailTarget: the batch boundary at or after it */
@@ -189,7 +190,7 @@ ne_queue_make_room(uint64 tailTarget, NeAffected **affected, int *naffected)
 			pg_atomic_write_u32(&slot->gapPending, 1);
 		ne_shared->skipCount++;
 		ne_shared->skippedNotifications += missed;
-		if (ne_queue_full_action == NE_FULL_TERMINATE)
+		if (ne_queue_full_action == NE_FULL_TERMINATE && !forceSkip)
 		{
 			pg_atomic_write_u32(&slot->terminating, 1);
 			ne_shared->terminateCount++;

@@ -30,6 +30,8 @@
  */
 #include "notify_ext.h"
 
+#include "access/transam.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
 #include "utils/timestamp.h"
@@ -107,7 +109,15 @@ ne_queue_batch_state(uint64 pos, NotifyExtBatchHeader *hdr)
 		state = pg_atomic_read_u32(ne_batch_state(pos));
 	else
 		state = pg_atomic_read_u32(&hdr->state);
-	if (state == NE_BATCH_PENDING && hdr->srcSlot < (uint32) ne_shared->nslots)
+	if (state == NE_BATCH_PENDING && TransactionIdIsValid(hdr->xid))
+	{
+		/* replayed from the WAL (walrec.c): the clog knows the outcome */
+		state = ne_wal_resolve_state(hdr->xid);
+		if (state != NE_BATCH_PENDING && pos >= ne_shared->spillPos &&
+			LWLockHeldByMeInMode(ne_shared->queueLock, LW_EXCLUSIVE))
+			pg_atomic_write_u32(ne_batch_state(pos), state);
+	}
+	else if (state == NE_BATCH_PENDING && hdr->srcSlot < (uint32) ne_shared->nslots)
 	{
 		NotifyExtSlot *owner = &ne_shared->slots[hdr->srcSlot];
 
@@ -218,6 +228,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 	NeRoomPlan	plan;
 	uint64		capacity;
 	uint64		maxBatch;
+	bool		walLog = ne_wal_log && TransactionIdIsValid(GetTopTransactionIdIfAny());
 
 	*posOut = NE_INVALID_POS;
 	*nwake = 0;
@@ -272,6 +283,9 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 		pfree(bitmap);
 		pfree(runEntry);
 		pfree(runCount);
+		/* nobody here: only standbys may want them (walrec.c) */
+		if (walLog)
+			ne_wal_log_batch(notifies, n);
 		return;
 	}
 	wakeSlots = palloc(sizeof(int) * ne_shared->nslots);
@@ -291,7 +305,7 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 	{
 		/* full: notify_ext.queue_full_action may move the laggards (overflow.c) */
 		ne_shared->queueFullCount++;
-		if (ne_queue_make_room(plan.tailTarget, &affected, &naffected))
+		if (ne_queue_make_room(plan.tailTarget, false, &affected, &naffected))
 		{
 			ne_queue_advance_tail_locked();
 			ne_queue_plan(total, &plan);
@@ -457,6 +471,10 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 		}
 	}
 
+	/* to the WAL in the order of the ring (a giant batch: below) */
+	if (walLog && !plan.giant)
+		ne_wal_log_batch(notifies, n);
+
 	LWLockRelease(ne_shared->queueLock);
 	LWLockRelease(ne_shared->registryLock);
 	pfree(bitmap);
@@ -518,6 +536,8 @@ ne_queue_publish(NePendingNotify **notifies, int n, uint64 *posOut,
 		used = pos + total - p;
 		ne_spill_write(p, buf, used);
 		pfree(buf);
+		if (walLog)
+			ne_wal_log_batch(notifies, n);
 	}
 
 	if (naffected > 0)

@@ -435,7 +435,8 @@ ne_queue_spill(uint64 to)
 		NotifyExtBatchHeader hdr;
 
 		ne_ring_read(pos, &hdr, sizeof(hdr));
-		if (pg_atomic_read_u32(ne_ring_state(pos)) == NE_BATCH_PENDING)
+		if (pg_atomic_read_u32(ne_ring_state(pos)) == NE_BATCH_PENDING &&
+			hdr.srcSlot < (uint32) ne_shared->nslots)
 		{
 			NotifyExtSlot *owner = &ne_shared->slots[hdr.srcSlot];
 

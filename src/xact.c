@@ -32,6 +32,7 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "common/hashfn.h"
 #include "libpq/libpq.h"
 #include "miscadmin.h"
@@ -287,16 +288,17 @@ ne_add_notify(const char *channel, const char *payload)
 /*
  * Core's checks for LISTEN / UNLISTEN (utility.c), for every path that
  * reaches us: the ext_* functions as well as the intercepted statements.
- * LISTEN: not during recovery (listening on a standby does not exist yet),
- * not in a security-restricted operation, only in a regular backend (a
+ * LISTEN: allowed on a hot standby (unlike core: walrec.c), not in a
+ * security-restricted operation, only in a regular backend (a
  * walsender or a background worker never drains, and would hold the queue
  * back).  UNLISTEN: not in a security-restricted operation.
  */
 void
 ne_check_listen_allowed(const char *cmdname, bool listen)
 {
-	if (listen)
-		PreventCommandDuringRecovery(cmdname);
+	/* LISTEN on a hot standby: notifications come through the WAL */
+	if (listen && RecoveryInProgress())
+		ne_wal_listen_notice();
 	if (InSecurityRestrictedOperation())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -571,6 +573,9 @@ ne_pre_commit(void)
 
 	if (npending > 0)
 	{
+		/* the notifications go to the WAL too: they need the XID (walrec.c) */
+		if (ne_wal_log)
+			(void) GetCurrentTransactionId();
 		ne_queue_publish(pending, npending, &publishedPos, &wakeSlots, &nwake);
 	}
 
