@@ -275,6 +275,15 @@ if [ -n "${STUCK_MD:-}" ] && [ -s "$STUCK_MD" ]; then
 	cat "$STUCK_MD" >>"$TABLES"
 fi
 
+# ------------------------------------------------------------------ 9, 10, 11
+# bench/flush.sh (with its plot, flush.png, next to results.md),
+# bench/fanout_scale.sh and bench/channels.sh wrote their sections themselves
+for f in "${FLUSH_MD:-}" "${FANOUT_MD:-}" "${CHANNELS_MD:-}"; do
+	if [ -n "$f" ] && [ -s "$f" ]; then
+		cat "$f" >>"$TABLES"
+	fi
+done
+
 {
 	echo "| verdict | target | measured |"
 	echo "|---|---|---|"
@@ -365,4 +374,4 @@ if [ $QUICK = 1 ]; then CMD="$CMD --quick"; SIZE="--quick (smoke size: the numbe
 
 echo
 cat "$TABLES" "$TARGETS"
-log "wrote $OUT/results.md$([ $GNUPLOT_OK = 1 ] && echo ", $OUT/throughput.png, $OUT/herd.png" || true) (run took ${ELAPSED} s)"
+log "wrote $OUT/results.md$([ $GNUPLOT_OK = 1 ] && echo ", $OUT/throughput.png, $OUT/herd.png" || true)$([ -s "$OUT/flush.png" ] && echo ", $OUT/flush.png" || true) (run took ${ELAPSED} s)"

@@ -11,10 +11,14 @@
 # installs notify_ext (scripts/lib.sh), compiles bench/listener.c.  Last,
 # bench/stuck.sh (a stuck listener, on its own cluster at port + 10) adds
 # section 7, and bench/patterns.sh (pattern subscriptions, port + 20) the
-# Patterns section at the end of results.md.  The default size takes about
-# 15 minutes on 2 cores.
+# Patterns section at the end of results.md; bench/flush.sh (commit
+# throughput with the server's flushes delayed by 0, 1 and 5 ms, port + 30;
+# its plot DIR/flush.png), bench/fanout_scale.sh (10 to 500 listeners on one
+# channel, port + 40) and bench/channels.sh (10,000 channels over 200
+# sessions, port + 50) add sections 9, 10 and 11, each on a cluster of its
+# own.  The default size takes about 25 minutes on 2 cores.
 #
-#   --quick   CI smoke size (about 60 s): checks that everything runs
+#   --quick   CI smoke size (about 2 minutes): checks that everything runs
 #   --out     where results.md and the PNGs go
 #   --port    the cluster's port (default 5460)
 #   --keep    leave the cluster running and the raw data in place (printed)
@@ -420,6 +424,30 @@ PATTERNS_MD=$RUN/patterns.md
 log "8. pattern subscriptions: bench/patterns.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 20))"
 "$HERE/patterns.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
 	--no-build --port $((PORT + 20)) --md "$PATTERNS_MD" >/dev/null
+
+# ---------------------------------------------- 9. flush latency
+# bench/flush.sh, on a cluster of its own (restarted with each flush delay),
+# 30 ports up; report.sh includes its section, the plot goes to $OUT
+FLUSH_MD=$RUN/flush.md
+log "9. flush latency: bench/flush.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 30))"
+"$HERE/flush.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
+	--no-build --port $((PORT + 30)) --md "$FLUSH_MD" --plot "$OUT/flush.png" >/dev/null
+
+# ---------------------------------------------- 10. fan-out at scale
+# bench/fanout_scale.sh, on a cluster of its own (max_connections for 500
+# listeners), 40 ports up; report.sh includes its section
+FANOUT_MD=$RUN/fanout.md
+log "10. fan-out at scale: bench/fanout_scale.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 40))"
+"$HERE/fanout_scale.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
+	--no-build --port $((PORT + 40)) --md "$FANOUT_MD" >/dev/null
+
+# ---------------------------------------------- 11. many channels
+# bench/channels.sh, on a cluster of its own (notify_ext.max_channels for
+# 10,000 channels), 50 ports up; report.sh includes its section
+CHANNELS_MD=$RUN/channels.md
+log "11. many channels: bench/channels.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 50))"
+"$HERE/channels.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
+	--no-build --port $((PORT + 50)) --md "$CHANNELS_MD" >/dev/null
 
 # ---------------------------------------------- report
 ELAPSED=$(( $(date +%s) - START_EPOCH ))
