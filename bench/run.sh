@@ -15,8 +15,12 @@
 # throughput with the server's flushes delayed by 0, 1 and 5 ms, port + 30;
 # its plot DIR/flush.png), bench/fanout_scale.sh (10 to 500 listeners on one
 # channel, port + 40) and bench/channels.sh (10,000 channels over 200
-# sessions, port + 50) add sections 9, 10 and 11, each on a cluster of its
-# own.  The default size takes about 25 minutes on 2 cores.
+# sessions, port + 50) add sections 9, 10 and 11, bench/spill.sh (a parked
+# listener while the queue spills, and a transaction of 1,000,000
+# notifications, port + 60) section 12 and bench/payloads.sh (64kB and 1MB
+# payloads against core's table-and-id workaround, port + 70) section 13,
+# each on a cluster of its own.  The default size takes about 32 minutes on
+# 2 cores.
 #
 #   --quick   CI smoke size (about 2 minutes): checks that everything runs
 #   --out     where results.md and the PNGs go
@@ -448,6 +452,22 @@ CHANNELS_MD=$RUN/channels.md
 log "11. many channels: bench/channels.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 50))"
 "$HERE/channels.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
 	--no-build --port $((PORT + 50)) --md "$CHANNELS_MD" >/dev/null
+
+# ---------------------------------------------- 12. spilled queue
+# bench/spill.sh, on a cluster of its own, 60 ports up; report.sh includes
+# its section
+SPILL_MD=$RUN/spill.md
+log "12. spilled queue: bench/spill.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 60))"
+"$HERE/spill.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
+	--no-build --port $((PORT + 60)) --md "$SPILL_MD" >/dev/null
+
+# ---------------------------------------------- 13. large payloads
+# bench/payloads.sh, on a cluster of its own, 70 ports up; report.sh
+# includes its section
+PAYLOADS_MD=$RUN/payloads.md
+log "13. large payloads: bench/payloads.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 70))"
+"$HERE/payloads.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
+	--no-build --port $((PORT + 70)) --md "$PAYLOADS_MD" >/dev/null
 
 # ---------------------------------------------- report
 ELAPSED=$(( $(date +%s) - START_EPOCH ))
