@@ -70,6 +70,17 @@
  *	  after it: a WARNING notice (01N01) and, if it listens on
  *	  "notify_ext.gap", a notification there with a JSON payload.
  *
+ * 9. STANDBYS (walrec.c).  With notify_ext.wal_log on, a notifying
+ *	  transaction takes an XID and also writes its notifications as WAL
+ *	  records of our resource manager (under queueLock where the primary
+ *	  has listeners, so WAL order is ring order).  A hot standby's startup
+ *	  process replays each into the standby's own queue as a PENDING batch
+ *	  carrying the XID (srcSlot NE_NO_SLOT): nobody writes its state word;
+ *	  readers ask the clog (PENDING while the XID is in progress), and the
+ *	  startup process wakes the batch's listeners when it replays the
+ *	  commit or abort record (or a running-transactions record past it).
+ *	  Replay never waits: a full standby queue always skips its laggards.
+ *
  * SHARED MEMORY LAYOUT (allocated once, sized at postmaster start)
  *
  *	  "notify_ext state"   NotifyExtShared, then MaxBackends NotifyExtSlot
@@ -105,7 +116,9 @@
  *					spiller taking the record).  Nothing else is done under it.
  *
  *	  Order: registryLock before queueLock before a slot's recMutex, never
- *	  the other way round.  The
+ *	  the other way round.  A reader resolving a replayed batch's state
+ *	  takes ProcArrayLock and the clog's locks (shared) under queueLock;
+ *	  nothing of ours is ever taken under those.  The
  *	  publisher holds registryLock (shared) from the bitmap lookup until its
  *	  batch is in the ring, so a LISTEN registered concurrently is either in
  *	  the bitmap or starts after the batch.
