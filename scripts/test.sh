@@ -57,7 +57,7 @@
 #
 # Progress: a line when each suite and program starts (with its usual
 # length) and when each suite ends (with its time); the summary has a time
-# column.  A full run takes 6 to 7 minutes on 2 cores once the packages are
+# column.  A full run takes 7 to 8 minutes on 2 cores once the packages are
 # installed (SUITE_ABOUT below); the closing line is always
 # "total: N passed, M failed".
 set -euo pipefail
@@ -91,8 +91,8 @@ RUN_T0=$SECONDS
 # how long each suite usually takes, in seconds (measured on 2 cores, the
 # default STRESS_* and SOAK_SECONDS); only for the progress lines
 declare -A SUITE_ABOUT=(
-	[regress]=5 [isolation]=10 [pgtap]=5 [client]=110 [golang]=15 [nopreload]=5
-	[tap]=5 [stress]=$(((STRESS_SECONDS + 5) * (STRESS_ROUNDS + 1) + 5))
+	[regress]=5 [isolation]=10 [pgtap]=5 [client]=120 [golang]=15 [nopreload]=5
+	[tap]=40 [stress]=$(((STRESS_SECONDS + 5) * (STRESS_ROUNDS + 1) + 5))
 	[soak]=$((${SOAK_SECONDS:-75} + 10)) [valgrind]=15 [model]=10 [upgrade]=5
 )
 BUILD_ABOUT=10 # build and install, start the cluster
