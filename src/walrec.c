@@ -416,6 +416,7 @@ ne_wal_redo(XLogReaderState *record)
 	uint64	   *bitmap;
 	NeWaitingXid *w;
 	bool		found;
+	MemoryContext oldcxt;
 
 	if (info != XLOG_NE_BATCH)
 		elog(PANIC, "notify_ext: unknown WAL record type %u", info);
@@ -425,9 +426,37 @@ ne_wal_redo(XLogReaderState *record)
 
 	xl = (xl_ne_batch *) XLogRecGetData(record);
 	bitmap = palloc0(sizeof(uint64) * ne_shared->bitmapWords);
-	ne_wal_enqueue(xl->dboid, xl->srcPid, xid, xl->nentries,
-				   XLogRecGetData(record) + sizeof(xl_ne_batch),
-				   XLogRecGetDataLen(record) - sizeof(xl_ne_batch), bitmap);
+	oldcxt = CurrentMemoryContext;
+
+	/*
+	 * Redo must not fail because of us: a spill file that cannot be written
+	 * (a full disk) or memory that cannot be had loses this batch on this
+	 * standby, logged, and replay goes on.
+	 */
+	PG_TRY();
+	{
+		ne_wal_enqueue(xl->dboid, xl->srcPid, xid, xl->nentries,
+					   XLogRecGetData(record) + sizeof(xl_ne_batch),
+					   XLogRecGetDataLen(record) - sizeof(xl_ne_batch), bitmap);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		if (LWLockHeldByMe(ne_shared->queueLock))
+			LWLockRelease(ne_shared->queueLock);
+		if (LWLockHeldByMe(ne_shared->registryLock))
+			LWLockRelease(ne_shared->registryLock);
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(WARNING,
+				(errmsg("notify_ext: a replayed batch of %u notifications was not queued on this standby: %s",
+						xl->nentries, edata->message)));
+		FreeErrorData(edata);
+		memset(bitmap, 0, sizeof(uint64) * ne_shared->bitmapWords);
+	}
+	PG_END_TRY();
 
 	/* remember whom to wake when the transaction ends */
 	if (waitingXids == NULL)
@@ -442,11 +471,16 @@ ne_wal_redo(XLogReaderState *record)
 		waitingXids = hash_create("notify_ext replayed transactions", 64, &ctl,
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	w = hash_search(waitingXids, &xid, HASH_ENTER, &found);
-	if (!found)
-		memset(w->bits, 0, sizeof(uint64) * ne_shared->bitmapWords);
-	for (int i = 0; i < ne_shared->bitmapWords; i++)
-		w->bits[i] |= bitmap[i];
+	/* (out of memory: its listeners are not woken at its commit, but find
+	 * it the next time anything wakes them) */
+	w = hash_search(waitingXids, &xid, HASH_ENTER_NULL, &found);
+	if (w != NULL)
+	{
+		if (!found)
+			memset(w->bits, 0, sizeof(uint64) * ne_shared->bitmapWords);
+		for (int i = 0; i < ne_shared->bitmapWords; i++)
+			w->bits[i] |= bitmap[i];
+	}
 	pfree(bitmap);
 }
 
