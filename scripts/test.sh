@@ -57,7 +57,7 @@
 #
 # Progress: a line when each suite and program starts (with its usual
 # length) and when each suite ends (with its time); the summary has a time
-# column.  A full run takes 7 to 8 minutes on 2 cores once the packages are
+# column.  A full run takes about 6 minutes on 2 cores once the packages are
 # installed (SUITE_ABOUT below); the closing line is always
 # "total: N passed, M failed".
 set -euo pipefail
