@@ -447,7 +447,7 @@ ne_lost_for_memory(const char *channel, uint32 bodyLen)
  * Send one message body, converting channel and payload to the client
  * encoding when it differs.  Never throws.
  */
-static void
+void
 ne_send_one(const char *body, uint32 bodyLen)
 {
 	const char *channel;
@@ -496,80 +496,11 @@ ne_send_one(const char *body, uint32 bodyLen)
 	MemoryContextReset(ne_deliver_cxt);
 }
 
-/*
- * Tell the client what it missed when it was skipped: a WARNING notice
- * (if client_min_messages lets warnings through) and, if the session
- * listens on notify_ext.gap, a notification there with a JSON payload.
- * Built in memory allocated in advance; never throws.
- */
-static void
-ne_send_gap(void)
+/* a NoticeResponse body built by overflow.c (the gap signal); never throws */
+void
+ne_put_notice(const char *body, Size len)
 {
-	NeLocalChannel *lc;
-
-	if (client_min_messages <= WARNING)
-	{
-		Size		len = 0;
-		int			r;
-
-#define NE_FIELD(code, ...) \
-	do { \
-		if (len + 2 < NE_GAPBUF_SIZE) \
-		{ \
-			ne_gapbuf[len++] = (code); \
-			r = snprintf(ne_gapbuf + len, NE_GAPBUF_SIZE - len - 1, __VA_ARGS__); \
-			len = Min(len + (Size) Max(r, 0), NE_GAPBUF_SIZE - 2); \
-			ne_gapbuf[len++] = '\0'; \
-		} \
-	} while (0)
-
-		NE_FIELD('S', "WARNING");
-		NE_FIELD('V', "WARNING");
-		NE_FIELD('C', "%s", NE_GAP_SQLSTATE);
-		if (ne_gap.readError)
-			NE_FIELD('M', "notify_ext: notifications for this session were lost: the part of the NOTIFY queue spilled to disk could not be read (%s)",
-					 ne_gap.readErrorMsg);
-		else if (ne_gap.outOfMemory)
-			NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the server was out of memory for their payloads",
-					 (unsigned long long) ne_gap.count);
-		else
-			NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the NOTIFY queue was full and it had not read them",
-					 (unsigned long long) ne_gap.count);
-		if (len + 2 < NE_GAPBUF_SIZE)
-		{
-			ne_gapbuf[len++] = 'D';
-			len += ne_gap_build(&ne_gap, ne_gapbuf + len,
-								NE_GAPBUF_SIZE - len - 1, true);
-			ne_gapbuf[len++] = '\0';
-		}
-		if (ne_gap.readError || ne_gap.outOfMemory)
-			NE_FIELD('H', "Re-read what the missed notifications were about; the server log has the error.  LISTEN on \"%s\" to get this as a notification.",
-					 NE_GAP_CHANNEL);
-		else
-			NE_FIELD('H', "notify_ext.queue_full_action is \"skip\". Re-read what the missed notifications were about; LISTEN on \"%s\" to get this as a notification.",
-					 NE_GAP_CHANNEL);
-#undef NE_FIELD
-		if (len < NE_GAPBUF_SIZE)
-		{
-			ne_gapbuf[len++] = '\0';
-			(void) ne_prev_methods->putmessage('N', ne_gapbuf, len);
-		}
-	}
-
-	lc = ne_local_lookup(NE_GAP_CHANNEL);
-	if (lc != NULL && lc->committed)
-	{
-		Size		len = 0;
-		uint32		npid = pg_hton32(0);	/* from notify_ext, not a backend */
-
-		memcpy(ne_gapbuf, &npid, 4);
-		len = 4;
-		memcpy(ne_gapbuf + len, NE_GAP_CHANNEL, sizeof(NE_GAP_CHANNEL));
-		len += sizeof(NE_GAP_CHANNEL);
-		len += ne_gap_build(&ne_gap, ne_gapbuf + len, NE_GAPBUF_SIZE - len - 1, false);
-		ne_gapbuf[len++] = '\0';
-		ne_send_one(ne_gapbuf, (uint32) len);
-	}
+	(void) ne_prev_methods->putmessage('N', body, len);
 }
 
 /*
@@ -719,7 +650,7 @@ ne_deliver(bool flush)
 			more = true;
 		if (gotGap)
 		{
-			ne_send_gap();
+			ne_gap_send(&ne_gap, ne_gapbuf, NE_GAPBUF_SIZE);
 			sent = true;
 		}
 	}

@@ -490,6 +490,7 @@ extern void ne_overflow_after_publish(const NeAffected *affected, int naffected)
 extern void ne_overflow_init(void);
 extern Size ne_gap_build(const NeGap *gap, char *buf, Size bufsize,
 						 bool notice);
+extern void ne_gap_send(const NeGap *gap, char *buf, Size bufsize);
 
 /* deliver.c */
 extern void ne_deliver_prepare(void);
@@ -497,6 +498,8 @@ extern void ne_deliver_if_pending(bool flush);
 extern void ne_deliver(bool flush);
 extern void ne_deliver_reset_resume(void);
 extern void ne_signal_listeners(const int *slots, int n);
+extern void ne_send_one(const char *body, uint32 bodyLen);
+extern void ne_put_notice(const char *body, Size len);
 
 /* sqlapi.c */
 extern int	ne_max_payload_size;

@@ -19,7 +19,8 @@
  * (NeGap).  Its drain reports the gap, at the place of the missed
  * notifications and before any later one, as a WARNING NoticeResponse
  * (SQLSTATE 01N01) and, if the session listens on "notify_ext.gap", as a
- * NotificationResponse on that channel with a JSON payload (deliver.c).
+ * NotificationResponse on that channel with a JSON payload: the drain
+ * (deliver.c) finds the gap, ne_gap_send builds and sends the messages.
  *
  *-------------------------------------------------------------------------
  */
@@ -345,4 +346,81 @@ ne_gap_build(const NeGap *gap, char *buf, Size bufsize, bool notice)
 		NE_APPEND(".");
 #undef NE_APPEND
 	return len;
+}
+
+/*
+ * Tell the client what it missed when it was skipped: a WARNING notice
+ * (if client_min_messages lets warnings through) and, if the session
+ * listens on notify_ext.gap, a notification there with a JSON payload.
+ * Built in buf (bufsize bytes, allocated in advance by deliver.c), sent
+ * through deliver.c's wrappers of the client connection; never throws.
+ */
+void
+ne_gap_send(const NeGap *gap, char *buf, Size bufsize)
+{
+	NeLocalChannel *lc;
+
+	if (client_min_messages <= WARNING)
+	{
+		Size		len = 0;
+		int			r;
+
+#define NE_FIELD(code, ...) \
+	do { \
+		if (len + 2 < bufsize) \
+		{ \
+			buf[len++] = (code); \
+			r = snprintf(buf + len, bufsize - len - 1, __VA_ARGS__); \
+			len = Min(len + (Size) Max(r, 0), bufsize - 2); \
+			buf[len++] = '\0'; \
+		} \
+	} while (0)
+
+		NE_FIELD('S', "WARNING");
+		NE_FIELD('V', "WARNING");
+		NE_FIELD('C', "%s", NE_GAP_SQLSTATE);
+		if (gap->readError)
+			NE_FIELD('M', "notify_ext: notifications for this session were lost: the part of the NOTIFY queue spilled to disk could not be read (%s)",
+					 gap->readErrorMsg);
+		else if (gap->outOfMemory)
+			NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the server was out of memory for their payloads",
+					 (unsigned long long) gap->count);
+		else
+			NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the NOTIFY queue was full and it had not read them",
+					 (unsigned long long) gap->count);
+		if (len + 2 < bufsize)
+		{
+			buf[len++] = 'D';
+			len += ne_gap_build(gap, buf + len,
+								bufsize - len - 1, true);
+			buf[len++] = '\0';
+		}
+		if (gap->readError || gap->outOfMemory)
+			NE_FIELD('H', "Re-read what the missed notifications were about; the server log has the error.  LISTEN on \"%s\" to get this as a notification.",
+					 NE_GAP_CHANNEL);
+		else
+			NE_FIELD('H', "notify_ext.queue_full_action is \"skip\". Re-read what the missed notifications were about; LISTEN on \"%s\" to get this as a notification.",
+					 NE_GAP_CHANNEL);
+#undef NE_FIELD
+		if (len < bufsize)
+		{
+			buf[len++] = '\0';
+			ne_put_notice(buf, len);
+		}
+	}
+
+	lc = ne_local_lookup(NE_GAP_CHANNEL);
+	if (lc != NULL && lc->committed)
+	{
+		Size		len = 0;
+		uint32		npid = pg_hton32(0);	/* from notify_ext, not a backend */
+
+		memcpy(buf, &npid, 4);
+		len = 4;
+		memcpy(buf + len, NE_GAP_CHANNEL, sizeof(NE_GAP_CHANNEL));
+		len += sizeof(NE_GAP_CHANNEL);
+		len += ne_gap_build(gap, buf + len, bufsize - len - 1, false);
+		buf[len++] = '\0';
+		ne_send_one(buf, (uint32) len);
+	}
 }
