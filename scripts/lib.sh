@@ -210,12 +210,18 @@ ne_build_install() {
 	(cd "$NE_ROOT" && ne_sudo make -s install PG_CONFIG="$PG_CONFIG" >/dev/null) ||
 		ne_die "make install failed"
 	if [ -n "$copt" ]; then
-		ldd "$so" | grep -q 'libubsan\.so' ||
-			ne_die "$so is not linked with libubsan (NE_SANITIZE=$NE_SANITIZE): ldd says $(ldd "$so" | tr -s '\n\t' '  ')"
-		nm -D --defined-only "$so" | grep -q ' __ubsan_default_options$' ||
+		# (the listings are read whole into a variable: grep -q at the end of
+		# a pipe exits at the first match, and under pipefail the writer's
+		# SIGPIPE then fails the check once the listing outgrows the pipe)
+		local libs syms
+		libs=$(ldd "$so")
+		syms=$(nm -D --defined-only "$so")
+		grep -q 'libubsan\.so' <<<"$libs" ||
+			ne_die "$so is not linked with libubsan (NE_SANITIZE=$NE_SANITIZE): ldd says $(tr -s '\n\t' '  ' <<<"$libs")"
+		grep -q ' __ubsan_default_options$' <<<"$syms" ||
 			ne_die "$so does not export __ubsan_default_options"
-		ne_log "installed $so with UBSan ($(ldd "$so" | grep -o 'libubsan[^ ]*' | head -n 1))"
-	elif ldd "$so" | grep -q 'libubsan\.so'; then
+		ne_log "installed $so with UBSan ($(grep -o -m1 'libubsan[^ ]*' <<<"$libs"))"
+	elif grep -q 'libubsan\.so' <<<"$(ldd "$so")"; then
 		ne_die "$so is still linked with libubsan after a normal build"
 	fi
 }
