@@ -14,7 +14,8 @@ OBJS = \
 	src/spill.o \
 	src/stats.o \
 	src/pattern.o \
-	src/walrec.o
+	src/walrec.o \
+	src/replay.o
 
 EXTENSION = notify_ext
 # notify_ext--1.1.sql installs 1.1 directly; 1.0 stays installable and

@@ -70,7 +70,7 @@
  *	  after it: a WARNING notice (01N01) and, if it listens on
  *	  "notify_ext.gap", a notification there with a JSON payload.
  *
- * 9. STANDBYS (walrec.c).  With notify_ext.wal_log on, a notifying
+ * 9. STANDBYS (walrec.c, replay.c).  With notify_ext.wal_log on, a notifying
  *	  transaction takes an XID and also writes its notifications as WAL
  *	  records of our resource manager (under queueLock where the primary
  *	  has listeners, so WAL order is ring order).  A hot standby's startup
@@ -80,6 +80,9 @@
  *	  startup process wakes the batch's listeners when it replays the
  *	  commit or abort record (or a running-transactions record past it).
  *	  Replay never waits: a full standby queue always skips its laggards.
+ *	  A batch it cannot queue even so is dropped there; if its transaction
+ *	  commits, the listeners it would have reached get a gap (reason "not
+ *	  queued on standby", counted when it was dropped).
  *
  * SHARED MEMORY LAYOUT (allocated once, sized at postmaster start)
  *
@@ -216,6 +219,11 @@ typedef struct NeGap
 								 * read (count unknown), not to a skip */
 	bool		outOfMemory;	/* some were lost for want of memory to
 								 * hold their payloads (counted) */
+	bool		replaySkip;		/* skipped by WAL replay on a standby,
+								 * which never waits for a listener */
+	bool		notQueued;		/* a replayed batch of a transaction that
+								 * committed could not be queued on this
+								 * standby (counted; replay.c) */
 	char		readErrorMsg[128];
 } NeGap;
 
@@ -289,7 +297,7 @@ typedef struct NotifyExtShared
 	uint64		spilledBytes;	/* written to spill files since start */
 	uint64		spillReadErrors;	/* listeners that lost data to one */
 	int			npatterns;		/* pattern table entries in use (registryLock) */
-	bool		walSeen;		/* a standby replayed a batch (walrec.c) */
+	bool		walSeen;		/* a standby replayed a batch (replay.c) */
 	NotifyExtSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } NotifyExtShared;
 
@@ -467,16 +475,32 @@ typedef struct NeRoomPlan
 extern void ne_queue_plan(uint64 total, NeRoomPlan *plan);
 extern void ne_queue_spill(uint64 to);
 
-/* walrec.c */
+/* walrec.c: a WAL record of ours, XLOG_NE_BATCH: this, then entries as in the queue */
+#define XLOG_NE_BATCH		0x00
+
+typedef struct xl_ne_batch
+{
+	Oid			dboid;
+	int32		srcPid;
+	uint32		nentries;
+} xl_ne_batch;
+
 extern bool ne_wal_log;
 extern void ne_wal_init(void);
 extern void ne_wal_log_batch(NePendingNotify **notifies, int n);
-extern uint32 ne_wal_resolve_state(TransactionId xid);
 extern void ne_wal_listen_notice(void);
+
+/* replay.c */
+struct XLogReaderState;
+extern uint32 ne_wal_resolve_state(TransactionId xid);
+extern void ne_replay_redo(struct XLogReaderState *record);
+extern void ne_replay_cleanup(void);
+extern void ne_replay_init(void);
 
 /* overflow.c */
 extern int	ne_queue_full_action;
 extern void ne_gap_add(NeGap *gap, const char *channel);
+extern void ne_gap_merge(NeGap *dst, const NeGap *src);
 typedef struct NeAffected		/* a listener moved by ne_queue_make_room */
 {
 	int			slot;

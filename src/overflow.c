@@ -68,6 +68,34 @@ ne_gap_add(NeGap *gap, const char *channel)
 	gap->otherCount++;
 }
 
+/* add what src counts to dst (the queue range and the reasons are the caller's) */
+void
+ne_gap_merge(NeGap *dst, const NeGap *src)
+{
+	dst->count += src->count;
+	dst->otherCount += src->otherCount;
+	for (int i = 0; i < src->nchannels; i++)
+	{
+		const NeGapChannel *sc = &src->channels[i];
+		int			j;
+
+		for (j = 0; j < dst->nchannels; j++)
+		{
+			if (strcmp(dst->channels[j].channel, sc->channel) == 0)
+				break;
+		}
+		if (j < dst->nchannels)
+			dst->channels[j].count += sc->count;
+		else if (dst->nchannels < NE_GAP_MAX_CHANNELS)
+		{
+			dst->channels[dst->nchannels] = *sc;
+			dst->nchannels++;
+		}
+		else
+			dst->otherCount += sc->count;
+	}
+}
+
 /*
  * Count, into the slot's gap, what it has not read in [from, to).
  * Caller holds registryLock (shared) and queueLock (exclusive).
@@ -187,6 +215,8 @@ ne_queue_make_room(uint64 tailTarget, bool forceSkip,
 		slot->resumePos = NE_INVALID_POS;
 		pg_atomic_write_u64(&slot->wakeupPos,
 							pos >= ne_shared->head ? NE_INVALID_POS : pos);
+		if (forceSkip)
+			slot->gap.replaySkip = true;
 		if (slot->gap.count > 0)
 			pg_atomic_write_u32(&slot->gapPending, 1);
 		ne_shared->skipCount++;
@@ -337,7 +367,8 @@ ne_gap_build(const NeGap *gap, char *buf, Size bufsize, bool notice)
 	if (!notice)
 		NE_APPEND("}, \"other_channels\": %llu, \"reason\": \"%s\", \"from_position\": %llu, \"to_position\": %llu}",
 				  (unsigned long long) gap->otherCount,
-				  gap->outOfMemory ? "out of memory" : "queue full",
+				  gap->outOfMemory ? "out of memory" :
+				  gap->notQueued ? "not queued on standby" : "queue full",
 				  (unsigned long long) gap->fromPos,
 				  (unsigned long long) gap->toPos);
 	else if (gap->otherCount > 0)
@@ -385,6 +416,9 @@ ne_gap_send(const NeGap *gap, char *buf, Size bufsize)
 		else if (gap->outOfMemory)
 			NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the server was out of memory for their payloads",
 					 (unsigned long long) gap->count);
+		else if (gap->notQueued)
+			NE_FIELD('M', "notify_ext: %llu notifications committed on the primary were not delivered to this session because this standby could not queue them",
+					 (unsigned long long) gap->count);
 		else
 			NE_FIELD('M', "notify_ext: %llu notifications were not delivered to this session because the NOTIFY queue was full and it had not read them",
 					 (unsigned long long) gap->count);
@@ -395,8 +429,11 @@ ne_gap_send(const NeGap *gap, char *buf, Size bufsize)
 								bufsize - len - 1, true);
 			buf[len++] = '\0';
 		}
-		if (gap->readError || gap->outOfMemory)
+		if (gap->readError || gap->outOfMemory || gap->notQueued)
 			NE_FIELD('H', "Re-read what the missed notifications were about; the server log has the error.  LISTEN on \"%s\" to get this as a notification.",
+					 NE_GAP_CHANNEL);
+		else if (gap->replaySkip)
+			NE_FIELD('H', "On a standby, WAL replay never waits for a listener: one that does not read is moved past what it has not read, whatever notify_ext.queue_full_action says. Re-read what the missed notifications were about; LISTEN on \"%s\" to get this as a notification.",
 					 NE_GAP_CHANNEL);
 		else
 			NE_FIELD('H', "notify_ext.queue_full_action is \"skip\". Re-read what the missed notifications were about; LISTEN on \"%s\" to get this as a notification.",

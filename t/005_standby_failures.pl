@@ -9,6 +9,9 @@
 #     transaction: replay does not wait (the standby keeps up with the
 #     primary), the laggard is skipped and told (the gap signal, whatever
 #     notify_ext.queue_full_action says), another listener loses nothing.
+#   - A batch too large for the standby's queue is dropped there; replay
+#     goes on, and its listeners get the gap signal (reason "not queued on
+#     standby") with what each lost, then what comes next.
 #   - The cascading standby's listener receives what the primary sends.
 #   - The standby restarts: its listeners (reconnected) receive what comes
 #     afterwards.
@@ -108,6 +111,8 @@ my $out = $parked->query('COMMIT');
 $out .= $parked->query('SELECT 1');
 like($parked->{stderr}, qr/WARNING:  notify_ext: \d+ notifications were not delivered to this session because the NOTIFY queue was full/,
 	'the parked standby listener is told it was skipped');
+like($parked->{stderr}, qr/HINT:  On a standby, WAL replay never waits for a listener/,
+	'... with a hint that says why (replay never waits), not queue_full_action');
 like($out, qr/Asynchronous notification "notify_ext.gap" with payload "\{"missed": \d+/,
 	'... and gets the gap notification');
 my $parked_got = payloads($out, 'q');
@@ -119,6 +124,48 @@ is_deeply(payloads(scalar($parked->query('SELECT 1')), 'q'), ['000201'],
 	'then it receives new notifications normally');
 $parked->quit;
 $healthy->quit;
+
+# ------------------------------ a batch too large for the standby's queue
+# 100 notifications of 1 kB in one transaction do not fit in the standby's
+# 64kB ring with no disk tier: replay drops the batch on the standby and
+# goes on; at its commit each listener it would have reached is told what
+# it lost, and then receives what comes next.
+my $big = $standby->background_psql('postgres');
+$big->query("SELECT ext_listen('big'), ext_listen('notify_ext.gap')");
+$big->{stderr} = '';
+my $small = $standby->background_psql('postgres');
+$small->query("SELECT ext_listen('small')");
+$small->{stderr} = '';
+my $bystander = $standby->background_psql('postgres');
+$bystander->query("SELECT ext_listen('elsewhere')");
+$bystander->{stderr} = '';
+$primary->safe_psql('postgres',
+	"BEGIN;\n"
+	  . join('', map { "SELECT ext_notify('big', '" . sprintf('%06d', $_) . "$pad');\n" } 1 .. 100)
+	  . "SELECT ext_notify('small', 'in the same transaction');\nCOMMIT;\n");
+notify_range('big', 101, 101);
+notify_range('small', 1, 1);
+$primary->wait_for_catchup($standby);
+my $bout = $big->query('SELECT 1');
+like($big->{stderr},
+	qr/WARNING:  notify_ext: 100 notifications committed on the primary were not delivered to this session because this standby could not queue them/,
+	'a batch the standby could not queue: its listener is told how many it lost');
+like($bout,
+	qr/Asynchronous notification "notify_ext.gap" with payload "\{"missed": 100, "channels": \{"big": 100\}, "other_channels": 0, "reason": "not queued on standby"/,
+	'... and gets the gap notification, reason "not queued on standby"');
+is_deeply(payloads($bout, 'big'), ['000101'], '... then receives the next notification');
+cmp_ok(index($bout, 'notify_ext.gap'), '<', index($bout, '"000101"'),
+	'... after the gap signal');
+my $sout = $small->query('SELECT 1');
+like($small->{stderr}, qr/WARNING:  notify_ext: 1 notifications committed on the primary were not delivered/,
+	'another listener of that batch is told of the one notification it lost');
+is_deeply(payloads($sout, 'small'), ['000001'], '... and receives the next one');
+$bystander->query('SELECT 1');
+is($bystander->{stderr}, '', 'a listener of other channels is told nothing');
+like(slurp_file($standby->logfile),
+	qr/WARNING:  notify_ext: a replayed batch of 101 notifications \(\d+ bytes\) did not fit in the queue and was not queued on this standby/,
+	'the standby logs the batch it could not queue');
+$_->quit for ($big, $small, $bystander);
 
 # --------------------------------------------------------- cascading standby
 my $casc = $cascade->background_psql('postgres');
