@@ -108,13 +108,10 @@ ne_wal_resolve_state(TransactionId xid)
 	return state;
 }
 
-/* wake the slots named in bits (startup process) */
+/* wake the slots named in bits (startup process; allocates nothing) */
 static void
 ne_wake_bits(const uint64 *bits)
 {
-	int		   *slots = palloc(sizeof(int) * ne_shared->nslots);
-	int			n = 0;
-
 	for (int w = 0; w < ne_shared->bitmapWords; w++)
 	{
 		uint64		b = bits[w];
@@ -125,11 +122,9 @@ ne_wake_bits(const uint64 *bits)
 
 			b &= b - 1;
 			if (i < ne_shared->nslots)
-				slots[n++] = i;
+				ne_signal_listeners(&i, 1);
 		}
 	}
-	ne_signal_listeners(slots, n);
-	pfree(slots);
 }
 
 /*
@@ -277,9 +272,6 @@ ne_lost_build_safe(Oid dboid, const char *entries, Size len, uint32 n)
 static void
 ne_lost_report(NeLost *lost)
 {
-	int		   *slots = palloc(sizeof(int) * ne_shared->nslots);
-	int			n = 0;
-
 	LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
 	for (NeLost *l = lost; l != NULL; l = l->next)
 	{
@@ -287,7 +279,6 @@ ne_lost_report(NeLost *lost)
 		{
 			NeLostSlot *ls = &l->slots[i];
 			NotifyExtSlot *slot = &ne_shared->slots[ls->slotno];
-			bool		seen = false;
 
 			if (slot->pid != ls->pid || slot->listenSince != ls->since ||
 				ls->gap.count == 0)
@@ -299,15 +290,13 @@ ne_lost_report(NeLost *lost)
 			slot->gap.notQueued = true;
 			slot->missed += ls->gap.count;
 			pg_atomic_write_u32(&slot->gapPending, 1);
-			for (int j = 0; j < n; j++)
-				seen |= (slots[j] == ls->slotno);
-			if (!seen)
-				slots[n++] = ls->slotno;
 		}
 	}
 	LWLockRelease(ne_shared->queueLock);
-	ne_signal_listeners(slots, n);
-	pfree(slots);
+	/* (a slot signalled twice gets one wake-up) */
+	for (NeLost *l = lost; l != NULL; l = l->next)
+		for (int i = 0; i < l->nslots; i++)
+			ne_signal_listeners(&l->slots[i].slotno, 1);
 }
 
 static void
