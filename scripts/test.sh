@@ -49,16 +49,18 @@
 #                       scripts/lib.sh; it stays installed: the next normal
 #                       build replaces it) and check the server logs
 #   NE_SUITE_TIMEOUT    seconds per program (default 900)
-#   STRESS_SECONDS      length of one stress round of a *.py (default 20)
-#   STRESS_ROUNDS       rounds per stress *.py (default 3, more listeners each)
+#   STRESS_SECONDS      length of one stress round of a *.py (default 20;
+#                       also t/007_standby_stress.pl's rounds, default 12)
+#   STRESS_ROUNDS       rounds per stress *.py (default 3, more listeners each;
+#                       also t/007's, plus its small-ring round)
 #   SOAK_SECONDS        length of the soak suite's run (default 75, plus up to
 #                       ~30 s of drain and check; bench/soak.sh: 600)
 #   NE_SUMMARY_FILE     also write the closing "N passed, M failed" line there
 #
 # Progress: a line when each suite and program starts (with its usual
 # length) and when each suite ends (with its time); the summary has a time
-# column.  A full run takes about 6 minutes on 2 cores once the packages are
-# installed (SUITE_ABOUT below); the closing line is always
+# column.  A full run takes about 7.5 minutes on 2 cores once the packages
+# are installed (SUITE_ABOUT below); the closing line is always
 # "total: N passed, M failed".
 set -euo pipefail
 
@@ -84,15 +86,20 @@ else
 	PORT=${NE_TEST_PORT:-55432}
 fi
 SUITE_TIMEOUT=${NE_SUITE_TIMEOUT:-900}
+# t/007_standby_stress.pl reads STRESS_SECONDS and STRESS_ROUNDS only if
+# they were given (its defaults: 12 s, 3 rounds)
+TAP_STRESS_SECONDS=${STRESS_SECONDS:-12}
+TAP_STRESS_ROUNDS=${STRESS_ROUNDS:-3}
 STRESS_SECONDS=${STRESS_SECONDS:-20}
 STRESS_ROUNDS=${STRESS_ROUNDS:-3}
 RUN_T0=$SECONDS
 
 # how long each suite usually takes, in seconds (measured on 2 cores, the
-# default STRESS_* and SOAK_SECONDS); only for the progress lines
+# default STRESS_* and SOAK_SECONDS); only for the progress lines.  tap:
+# t/007's rounds (each its seconds + 6), the rest about 50 s
 declare -A SUITE_ABOUT=(
 	[regress]=5 [isolation]=10 [pgtap]=5 [client]=120 [golang]=15 [nopreload]=5
-	[tap]=40 [stress]=$(((STRESS_SECONDS + 5) * (STRESS_ROUNDS + 1) + 5))
+	[tap]=$((50 + (TAP_STRESS_SECONDS + 6) * (TAP_STRESS_ROUNDS + 1))) [stress]=$(((STRESS_SECONDS + 5) * (STRESS_ROUNDS + 1) + 5))
 	[soak]=$((${SOAK_SECONDS:-75} + 10)) [valgrind]=15 [model]=10 [upgrade]=5
 )
 BUILD_ABOUT=10 # build and install, start the cluster
@@ -243,6 +250,8 @@ if selected model && [ -f test/model/run.sh ]; then
 fi
 if selected tap && compgen -G "t/*.pl" >/dev/null; then
 	extra_pkgs+=(libipc-run-perl) # PostgreSQL::Test::Cluster needs IPC::Run
+	# t/007 (the stress checker) and t/008 (psycopg, Go lib/pq) on a standby
+	extra_pkgs+=(python3-psycopg golang-go golang-github-lib-pq-dev)
 fi
 if selected valgrind && [ -f test/valgrind/run.sh ]; then
 	extra_pkgs+=(valgrind) # test/valgrind/run.sh
@@ -517,20 +526,28 @@ suite_valgrind() {
 # prove runs as postgres, in a copy of t/ that postgres owns.  The command
 # is PGXS's prove_installcheck ("make installcheck"), one prove -v per file
 # so that each "ok N" line is counted; KEEP=1 also keeps the data
-# directories (PG_TEST_NOCLEAN).  Logs: $WORK/tap/tmp_check/log.
+# directories (PG_TEST_NOCLEAN).  Logs: $WORK/tap/tmp_check/log.  The
+# programs some files run (t/007: test/stress, t/008: test/client/standby,
+# test/golang/standby; they look in t/../test) are copied along, so that
+# postgres can read them wherever the checkout is; Go's build cache goes
+# to tmp_check.
 suite_tap() {
 	local dir=$WORK/tap f name failed_before pid as=() env=()
 	if ! compgen -G "t/*.pl" >/dev/null; then
 		record tap 0 0 "no t/*.pl"
 		return
 	fi
-	mkdir -p "$dir"
+	mkdir -p "$dir/test/client" "$dir/test/golang"
 	cp -R t "$dir/"
+	cp -R test/stress "$dir/test/"
+	[ ! -d test/client/standby ] || cp -R test/client/standby "$dir/test/client/"
+	[ ! -d test/golang/standby ] || cp -R test/golang/standby "$dir/test/golang/"
 	if ne_is_root; then
 		chown -R postgres:postgres "$dir"
 		as=(runuser -u postgres --)
 	fi
-	env=("TESTDIR=$dir" "PATH=$NE_PGBIN:$PATH" "PG_REGRESS=$NE_PG_REGRESS" "PG_CONFIG=$PG_CONFIG")
+	env=("TESTDIR=$dir" "PATH=$NE_PGBIN:$PATH" "PG_REGRESS=$NE_PG_REGRESS" "PG_CONFIG=$PG_CONFIG"
+		"NE_PYTHON=$NE_PYTHON")
 	[ "${KEEP:-0}" != 1 ] || env+=(PG_TEST_NOCLEAN=1)
 	[ -z "${NE_SANITIZE:-}" ] || env+=("UBSAN_OPTIONS=${UBSAN_OPTIONS:-${NE_UBSAN_OPTIONS:-}}")
 	for f in "$dir"/t/*.pl; do
