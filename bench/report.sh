@@ -275,11 +275,11 @@ if [ -n "${STUCK_MD:-}" ] && [ -s "$STUCK_MD" ]; then
 	cat "$STUCK_MD" >>"$TABLES"
 fi
 
-# ------------------------------------------------------------------ 9 to 13
+# ------------------------------------------------------------------ 9 to 14
 # bench/flush.sh (with its plot, flush.png, next to results.md),
-# bench/fanout_scale.sh, bench/channels.sh, bench/spill.sh and
-# bench/payloads.sh wrote their sections themselves
-for f in "${FLUSH_MD:-}" "${FANOUT_MD:-}" "${CHANNELS_MD:-}" "${SPILL_MD:-}" "${PAYLOADS_MD:-}"; do
+# bench/fanout_scale.sh, bench/channels.sh, bench/spill.sh,
+# bench/payloads.sh and bench/standby.sh wrote their sections themselves
+for f in "${FLUSH_MD:-}" "${FANOUT_MD:-}" "${CHANNELS_MD:-}" "${SPILL_MD:-}" "${PAYLOADS_MD:-}" "${STANDBY_MD:-}"; do
 	if [ -n "$f" ] && [ -s "$f" ]; then
 		cat "$f" >>"$TABLES"
 	fi

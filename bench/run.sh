@@ -19,10 +19,12 @@
 # listener while the queue spills, and a transaction of 1,000,000
 # notifications, port + 60) section 12 and bench/payloads.sh (64kB and 1MB
 # payloads against core's table-and-id workaround, port + 70) section 13,
-# each on a cluster of its own.  The default size takes about 32 minutes on
-# 2 cores.
+# each on a cluster of its own, and bench/standby.sh (listeners on a hot
+# standby: what notify_ext.wal_log costs, latency and fan-out to standby
+# listeners; a primary at port + 80 and its standby at port + 81) section
+# 14.  The default size takes about 38 minutes on 2 cores.
 #
-#   --quick   CI smoke size (about 2 minutes): checks that everything runs
+#   --quick   CI smoke size (about 3 minutes): checks that everything runs
 #   --out     where results.md and the PNGs go
 #   --port    the cluster's port (default 5460)
 #   --keep    leave the cluster running and the raw data in place (printed)
@@ -468,6 +470,14 @@ PAYLOADS_MD=$RUN/payloads.md
 log "13. large payloads: bench/payloads.sh$([ $QUICK = 1 ] && echo " --quick" || true) on port $((PORT + 70))"
 "$HERE/payloads.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
 	--no-build --port $((PORT + 70)) --md "$PAYLOADS_MD" >/dev/null
+
+# ---------------------------------------------- 14. listening on standbys
+# bench/standby.sh, on a primary and a hot standby of its own, 80 ports up
+# (the standby 81); report.sh includes its section
+STANDBY_MD=$RUN/standby.md
+log "14. listening on standbys: bench/standby.sh$([ $QUICK = 1 ] && echo " --quick" || true) on ports $((PORT + 80)) and $((PORT + 81))"
+"$HERE/standby.sh" $([ $QUICK = 1 ] && echo --quick || true) $([ $KEEP = 1 ] && echo --keep || true) \
+	--no-build --port $((PORT + 80)) --md "$STANDBY_MD" >/dev/null
 
 # ---------------------------------------------- report
 ELAPSED=$(( $(date +%s) - START_EPOCH ))
