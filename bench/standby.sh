@@ -14,7 +14,8 @@
 #       for T (T_BIG) seconds, under three variants: notify_ext with
 #       wal_log off, with wal_log on (switched by ALTER SYSTEM and
 #       pg_reload_conf() before the run, checked with SHOW in a new session
-#       before and after it), and core's pg_notify().  One listener on the
+#       before and after it), and core's pg_notify(); notify only also with
+#       wal_log on and the clients' synchronous_commit off.  One listener on the
 #       channel in every variant: on the standby for notify_ext (with
 #       wal_log off it gets nothing, as expected), on the primary for core
 #       (core refuses LISTEN on a standby).  WAL bytes per notification =
@@ -27,7 +28,8 @@
 #   (b) Delivery latency, wal_log on: one listener on the primary and one on
 #       the standby listen on the same channel at once; one connection on
 #       the primary notifies (autocommit, payload = CLOCK_REALTIME µs before
-#       the call) paced at each rate of RATES for T_LAT seconds.  p50, p99,
+#       the call) paced at each rate of RATES for T_LAT seconds, its commits
+#       synchronous (the default) or not (synchronous_commit off).  p50, p99,
 #       max per listener; both must get every notification.
 #   (c) Fan-out, wal_log on: FAN_N idle listeners on one channel, all on the
 #       primary, half on the primary and half on the standby, or all on the
@@ -344,7 +346,7 @@ mkpayload() { head -c "$1" /dev/zero | tr '\0' x; }
 run_pgbench() {
 	local j out
 	j=$(( $2 < 2 ? $2 : 2 ))
-	if ! out=$("$BINDIR/pgbench" -n -M prepared -f "$1" -c "$2" -j "$j" -T "$3" \
+	if ! out=$(PGOPTIONS=${PGB_OPTS:-} "$BINDIR/pgbench" -n -M prepared -f "$1" -c "$2" -j "$j" -T "$3" \
 		-D "payload=$(mkpayload "$4")" -h "$PSOCK" -p "$PORT" -U postgres bench 2>&1); then
 		echo "$out" >&2
 		return 1
@@ -373,14 +375,20 @@ waldump_counts() {	# START END BYTES-BETWEEN
 		END { print c + 0, e + 0 }' "$RUN/waldump.out"
 }
 
+vname() { case $1 in off) echo "notify_ext, wal_log off" ;; on) echo "notify_ext, wal_log on" ;; async) echo "notify_ext, wal_log on, synchronous_commit off" ;; core) echo "core pg_notify()" ;; esac; }
+
 RA=$RUN/a.tsv RB=$RUN/b.tsv RC=$RUN/c.tsv
 : >"$RA"; : >"$RB"; : >"$RC"
 
-run_a() {	# REP WORKLOAD(notify|row) CLIENTS PAYLOAD SECONDS VARIANT(off|on|core)
+run_a() {	# REP WORKLOAD(notify|row) CLIENTS PAYLOAD SECONDS VARIANT(off|on|async|core)
 	local rep=$1 wl=$2 c=$3 p=$4 t=$5 v=$6 sys=ext conn=$SCONN lmode=ext fn=ext_notify
 	local lpid lsn0 lsn1 flsn sync0 sync1 show0 show1 counts got stopped bytes
 	if [ "$v" = core ]; then sys=core conn=$PCONN lmode=core fn=pg_notify; fi
-	if [ "$v" = on ]; then set_wal_log on; else set_wal_log off; fi
+	if [ "$v" = on ] || [ "$v" = async ]; then set_wal_log on; else set_wal_log off; fi
+	# async: the clients set synchronous_commit = off (a commit does not
+	# wait for its flush; the WAL writer flushes in the background)
+	PGB_OPTS=""
+	[ "$v" != async ] || PGB_OPTS="-c synchronous_commit=off"
 	start_listener la "$conn" -m "$lmode" -c sb -w $((t + 300))
 	lpid=$LPID
 	IFS='|' read -r lsn0 sync0 show0 < <(PSQL -d postgres -c "SELECT pg_current_wal_insert_lsn(), (SELECT wal_sync FROM pg_stat_wal), current_setting('notify_ext.wal_log')")
@@ -411,7 +419,7 @@ run_a() {	# REP WORKLOAD(notify|row) CLIENTS PAYLOAD SECONDS VARIANT(off|on|core
 	printf '%s\t' "$rep" "$wl" "$c" "$p" "$v" "$PGB_TPS" "$PGB_N" "$bytes" \
 		"${counts% *}" "${counts#* }" "$((sync1 - sync0))" "$got" "$stopped" "$show0" >>"$RA"
 	printf '%s\n' "$show1" >>"$RA"
-	log "   rep $rep  $wl  $c client(s)  $p B  $([ "$v" = core ] && echo "core" || echo "wal_log $v"): $PGB_TPS tps, $(awk -v b="$bytes" -v n="$PGB_N" 'BEGIN { printf "%.1f", (n > 0 ? b / n : 0) }') WAL bytes/notification, commit records ${counts% *}, notify_ext records ${counts#* }, flushes $((sync1 - sync0)) for $PGB_N notifications; listener ($([ "$v" = core ] && echo primary || echo standby)) got $got"
+	log "   rep $rep  $wl  $c client(s)  $p B  $(vname "$v"): $PGB_TPS tps, $(awk -v b="$bytes" -v n="$PGB_N" 'BEGIN { printf "%.1f", (n > 0 ? b / n : 0) }') WAL bytes/notification, commit records ${counts% *}, notify_ext records ${counts#* }, flushes $((sync1 - sync0)) for $PGB_N notifications; listener ($([ "$v" = core ] && echo primary || echo standby)) got $got"
 	no_sessions "$PM_S"
 }
 
@@ -419,15 +427,18 @@ CPU_MARK=$(cpu_snapshot)
 log "(a) WAL cost: clients $CLIENTS, payload $PAYLOAD B, ${T}s per run, and notify only at 1 client with $BIG_PAYLOAD B, ${T_BIG}s; wal_log off / on / core interleaved, x $REPS reps"
 # (the variants' order turns with each repetition, so that none is always
 # measured first or right after a switch)
+# (async, wal_log on with the clients' synchronous_commit off: notify only)
 for rep in $(seq 1 "$REPS"); do
-	case $(( (rep - 1) % 3 )) in
-		0) ORDER="off on core" ;;
-		1) ORDER="on core off" ;;
-		2) ORDER="core off on" ;;
+	case $(( (rep - 1) % 4 )) in
+		0) ORDER="off on async core" ;;
+		1) ORDER="on async core off" ;;
+		2) ORDER="async core off on" ;;
+		3) ORDER="core off on async" ;;
 	esac
 	for wl in notify row; do
 		for c in $CLIENTS; do
 			for v in $ORDER; do
+				[ "$wl" = notify ] || [ "$v" != async ] || continue
 				run_a "$rep" "$wl" "$c" "$PAYLOAD" "$T" "$v"
 			done
 		done
@@ -440,13 +451,14 @@ other_cpu_since_mark a
 
 # ---------------------------------------------------------- (b) latency
 set_wal_log on
-run_b() {	# REP RATE
-	local rep=$1 rate=$2 ppid spid
+run_b() {	# REP RATE MODE(sync|async: the notifier's synchronous_commit on|off)
+	local rep=$1 rate=$2 mode=$3 ppid spid nconn=$PCONN
+	[ "$mode" = sync ] || nconn="$PCONN options='-c synchronous_commit=off'"
 	start_listener lbp "$PCONN" -m ext -c lat -l -w $((T_LAT + 300))
 	ppid=$LPID
 	start_listener lbs "$SCONN" -m ext -c lat -l -w $((T_LAT + 300))
 	spid=$LPID
-	"$NB" notify -d "$PCONN" -m ext -c lat -T -S -R "$rate" -t "$T_LAT" >"$RUN/lbn.out" 2>"$RUN/lbn.err" ||
+	"$NB" notify -d "$nconn" -m ext -c lat -T -S -R "$rate" -t "$T_LAT" >"$RUN/lbn.out" 2>"$RUN/lbn.err" ||
 		{ cat "$RUN/lbn.err" >&2; return 1; }
 	wait_listener "$ppid" 300
 	wait_listener "$spid" 300
@@ -456,15 +468,17 @@ run_b() {	# REP RATE
 		"$(kv "$RUN/lbp.out" lat_p50)" "$(kv "$RUN/lbp.out" lat_p99)" "$(kv "$RUN/lbp.out" lat_max)" \
 		"$(kv "$RUN/lbs.out" total)" "$(kv "$RUN/lbs.out" complete)" \
 		"$(kv "$RUN/lbs.out" lat_p50)" "$(kv "$RUN/lbs.out" lat_p99)" >>"$RB"
-	printf '%s\n' "$(kv "$RUN/lbs.out" lat_max)" >>"$RB"
-	log "   rep $rep  ${rate}/s: sent $(kv "$RUN/lbn.out" ok) at $(kv "$RUN/lbn.out" rate)/s (call p50 $(kv "$RUN/lbn.out" rtt_p50) µs); primary listener got $(kv "$RUN/lbp.out" total), p50 $(kv "$RUN/lbp.out" lat_p50) p99 $(kv "$RUN/lbp.out" lat_p99) max $(kv "$RUN/lbp.out" lat_max) µs; standby listener got $(kv "$RUN/lbs.out" total), p50 $(kv "$RUN/lbs.out" lat_p50) p99 $(kv "$RUN/lbs.out" lat_p99) max $(kv "$RUN/lbs.out" lat_max) µs"
+	printf '%s\t%s\n' "$(kv "$RUN/lbs.out" lat_max)" "$mode" >>"$RB"
+	log "   rep $rep  ${rate}/s  $mode commit: sent $(kv "$RUN/lbn.out" ok) at $(kv "$RUN/lbn.out" rate)/s (call p50 $(kv "$RUN/lbn.out" rtt_p50) µs); primary listener got $(kv "$RUN/lbp.out" total), p50 $(kv "$RUN/lbp.out" lat_p50) p99 $(kv "$RUN/lbp.out" lat_p99) max $(kv "$RUN/lbp.out" lat_max) µs; standby listener got $(kv "$RUN/lbs.out" total), p50 $(kv "$RUN/lbs.out" lat_p50) p99 $(kv "$RUN/lbs.out" lat_p99) max $(kv "$RUN/lbs.out" lat_max) µs"
 	no_sessions "$PM_P"
 	no_sessions "$PM_S"
 }
 log "(b) latency, wal_log on: a listener on the primary and one on the standby, paced at $RATES per second, ${T_LAT}s x $REPS reps"
 for rep in $(seq 1 "$REPS"); do
 	for rate in $RATES; do
-		run_b "$rep" "$rate"
+		for mode in sync async; do
+			run_b "$rep" "$rate" "$mode"
+		done
 	done
 done
 other_cpu_since_mark b
@@ -548,7 +562,8 @@ ELAPSED=$(( $(date +%s) - START_EPOCH ))
 # stopped, 14 SHOW before, 15 SHOW after
 # RB columns: 1 rep, 2 rate, 3 sent, 4 achieved rate, 5 call p50, 6 call p99,
 # 7 primary received, 8 complete, 9 p50, 10 p99, 11 max, 12 standby
-# received, 13 complete, 14 p50, 15 p99, 16 max
+# received, 13 complete, 14 p50, 15 p99, 16 max, 17 the notifier's commit
+# (sync, async)
 # RC columns: 1 rep, 2 variant, 3 listeners on the primary, 4 on the
 # standby, 5 sent, 6 rate, 7 deliveries, 8 complete, 9 deliveries/s,
 # 10 p50 primary, 11 p99 primary, 12 p50 standby, 13 p99 standby (µs, "-"
@@ -585,7 +600,6 @@ rratio() {
 f0() { awk -v a="$1" 'BEGIN { if (a == "nan" || a == "" || a < 0) print "n/a"; else printf "%.0f", a }'; }
 f1() { awk -v a="$1" 'BEGIN { if (a == "nan" || a == "" || a < 0) print "n/a"; else printf "%.1f", a }'; }
 f2() { awk -v a="$1" 'BEGIN { if (a == "nan" || a == "" || a < 0) print "n/a"; else printf "%.2f", a }'; }
-vname() { case $1 in off) echo "notify_ext, wal_log off" ;; on) echo "notify_ext, wal_log on" ;; core) echo "core pg_notify()" ;; esac; }
 
 SEC=$RUN/standby.md
 {
@@ -611,10 +625,11 @@ SEC=$RUN/standby.md
 	for cell in "${cells[@]}"; do
 		read -r wl c p <<<"$cell"
 		base="\$2 == \"$wl\" && \$3 == $c && \$4 == $p"
-		for v in off on core; do
+		for v in off on async core; do
 			cond="$base && \$5 == \"$v\""
+			[ "$(cnt "$RA" "$cond")" != 0 ] || continue
 			r1=""; r2=""
-			if [ "$v" = on ]; then
+			if [ "$v" = on ] || [ "$v" = async ]; then
 				r1=$(pratio "$RA" "$cond" "$base && \$5 == \"off\"" '$6')
 				r2=$(pratio "$RA" "$cond" "$base && \$5 == \"core\"" '$6')
 			fi
@@ -628,7 +643,7 @@ SEC=$RUN/standby.md
 				recv="all ($([ "$v" = core ] && echo on the primary || echo on the standby))"
 				[ "$bad" = 0 ] || recv="**NO: missed notifications in $bad of $n run(s)** ($(awk -F'\t' "$cond && (\$12 != \$7 || \$13 != 1) { printf \"%s%s of %s\", s, \$12, \$7; s = \", \" }" "$RA"))"
 			fi
-			want=$([ "$v" = on ] && echo on || echo off)
+			want=$([ "$v" = on ] || [ "$v" = async ] && echo on || echo off)
 			badshow=$(cnt "$RA" "$cond && (\$14 != \"$want\" || \$15 != \"$want\")")
 			[ "$badshow" = 0 ] || recv="$recv; **SHOW notify_ext.wal_log was not $want in $badshow run(s)**"
 			wlname=$([ "$wl" = notify ] && echo "notify only" || echo "row + notify")
@@ -643,6 +658,9 @@ SEC=$RUN/standby.md
 	echo "the notification itself), but as the transaction wrote no WAL before that record PostgreSQL commits it asynchronously:"
 	echo "COMMIT does not wait for the flush, the WAL writer flushes in the background (hence about 0 flushes per notification)."
 	echo "With a row in the transaction the commit record and its flush are paid anyway; wal_log adds the notification's record."
+	echo "*synchronous_commit off*: wal_log on, the pgbench sessions set \`synchronous_commit = off\` (PGOPTIONS): their COMMIT no"
+	echo "longer waits for the flush, as core's notify-only commits; the WAL writer flushes in the background, and only then"
+	echo "does the walsender send the records to the standby (see (b) for what that does to a standby listener's latency)."
 	echo "At 1 client the notify-only runs that wait for no flush (wal_log off, core) are bound by the round trip between pgbench"
 	echo "and its backend, which on a VM is shorter while some other process keeps the other CPU busy: core's runs have their"
 	echo "listener on the primary, woken by every notification, notify_ext's on the standby. Those two rows do not compare"
@@ -653,21 +671,26 @@ SEC=$RUN/standby.md
 	echo "**(b) Delivery latency to a standby listener and to a primary listener** (wal_log on), both listening to the channel at"
 	echo "once; one connection on the primary runs autocommit \`SELECT ext_notify('lat', <CLOCK_REALTIME µs>)\` paced at the rate for"
 	echo "${T_LAT} s; latency = receipt - send time (same machine, µs). p50 and p99 are medians over the repetitions, max the worst run."
-	echo "Call = the notifier's round trip (it includes the commit's flush)."
+	echo "Call = the notifier's round trip (with a synchronous commit it includes the commit's flush). The notifier's commit:"
+	echo "*synchronous* (the default, \`synchronous_commit = on\`) or *asynchronous* (its session sets \`synchronous_commit = off\`:"
+	echo "COMMIT returns before the flush; the standby gets the records once the WAL writer has flushed them, every"
+	echo "\`wal_writer_delay\` = 200 ms at the latest, sooner when other commits flush)."
 	echo
-	echo "| rate | achieved /s | call p50 µs | primary listener p50 | p99 | max | standby listener p50 | p99 | max | standby/primary p50 | p99 | received by both |"
-	echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "| rate | notifier's commit | achieved /s | call p50 µs | primary listener p50 | p99 | max | standby listener p50 | p99 | max | standby/primary p50 | p99 | received by both |"
+	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for rate in $RATES; do
-		cond="\$2 == $rate"
+	for mode in sync async; do
+		cond="\$2 == $rate && \$17 == \"$mode\""
 		n=$(cnt "$RB" "$cond")
 		bad=$(cnt "$RB" "$cond && (\$7 != \$3 || \$8 != 1 || \$12 != \$3 || \$13 != 1)")
 		recv="all"
 		[ "$bad" = 0 ] || recv="**NO in $bad of $n run(s)** ($(awk -F'\t' "$cond && (\$7 != \$3 || \$8 != 1 || \$12 != \$3 || \$13 != 1) { printf \"%sprimary %s, standby %s of %s\", s, \$7, \$12, \$3; s = \"; \" }" "$RB"))"
-		echo "| ${rate}/s | $(f0 "$(med "$RB" "$cond" '$4')") | $(f0 "$(med "$RB" "$cond" '$5')") | $(f0 "$(med "$RB" "$cond" '$9')") | $(f0 "$(med "$RB" "$cond" '$10')") | $(f0 "$(maxof "$RB" "$cond" '$11')") | $(f0 "$(med "$RB" "$cond" '$14')") | $(f0 "$(med "$RB" "$cond" '$15')") | $(f0 "$(maxof "$RB" "$cond" '$16')") | $(rratio "$RB" "$cond" 14 9) | $(rratio "$RB" "$cond" 15 10) | $recv |"
+		echo "| ${rate}/s | $([ "$mode" = sync ] && echo synchronous || echo asynchronous) | $(f0 "$(med "$RB" "$cond" '$4')") | $(f0 "$(med "$RB" "$cond" '$5')") | $(f0 "$(med "$RB" "$cond" '$9')") | $(f0 "$(med "$RB" "$cond" '$10')") | $(f0 "$(maxof "$RB" "$cond" '$11')") | $(f0 "$(med "$RB" "$cond" '$14')") | $(f0 "$(med "$RB" "$cond" '$15')") | $(f0 "$(maxof "$RB" "$cond" '$16')") | $(rratio "$RB" "$cond" 14 9) | $(rratio "$RB" "$cond" 15 10) | $recv |"
+	done
 	done
 	echo
 	for rate in $RATES; do
-		a=$(med "$RB" "\$2 == $rate" '$4')
+		a=$(med "$RB" "\$2 == $rate && \$17 == \"sync\"" '$4')
 		if awk -v a="$a" -v r="$rate" 'BEGIN { exit !(a != "nan" && a < 0.95 * r) }'; then
 			echo "At ${rate}/s the notifier could not keep the pace ($(f0 "$a")/s): one connection, and each call waits for its commit's flush."
 			echo
