@@ -146,7 +146,7 @@ ne_wal_init(void)
 {
 	DefineCustomBoolVariable("notify_ext.wal_log",
 							 "Write notifications to the WAL, for listeners on hot standbys.",
-							 "Every notifying transaction then takes an XID and writes its notifications to the WAL, as core's NOTIFY takes an XID.",
+							 "Every notifying transaction then takes an XID and writes its notifications to the WAL, so its commit waits for the WAL flush unless synchronous_commit is off.",
 							 &ne_wal_log,
 							 false,
 							 PGC_SIGHUP,
