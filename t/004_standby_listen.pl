@@ -132,6 +132,19 @@ is_deeply(
 	[ 'dropin|via pg_notify', 'dropin|via NOTIFY' ],
 	'drop-in mode: plain LISTEN on the standby receives pg_notify() and NOTIFY from the primary');
 
+# ------------- nobody listens on the primary: only the WAL carries it
+my $only = $standby->background_psql('postgres');
+$only->query_safe("SELECT ext_listen('only_on_standby')");
+my $head0 = $primary->safe_psql('postgres', 'SELECT head_position FROM notify_ext_queue');
+$primary->safe_psql('postgres', "SELECT ext_notify('only_on_standby', 'through the WAL')");
+$primary->wait_for_catchup($standby);
+is_deeply(
+	[ map { (split /\|/)[1] } @{ notifications($only->query_safe('SELECT 1')) } ],
+	['through the WAL'], 'a notification nobody on the primary listens to reaches the standby listener');
+is($primary->safe_psql('postgres', 'SELECT head_position FROM notify_ext_queue'), $head0,
+	'... and was not put into the primary\'s queue');
+$only->quit;
+
 # ----------------------------------------------------- NOTIFY stays refused
 my ($nrc, $nout, $nerr) = $standby->psql('postgres',
 	"\\set VERBOSITY verbose\nSELECT ext_notify('a', 'x')");
