@@ -76,9 +76,10 @@
  *	  has listeners, so WAL order is ring order).  A hot standby's startup
  *	  process replays each into the standby's own queue as a PENDING batch
  *	  carrying the XID (srcSlot NE_NO_SLOT): nobody writes its state word;
- *	  readers ask the clog (PENDING while the XID is in progress), and the
- *	  startup process wakes the batch's listeners when it replays the
- *	  commit or abort record (or a running-transactions record past it).
+ *	  readers ask the clog (PENDING while the XID is in progress) until
+ *	  the startup process, replaying the commit or abort record (or a
+ *	  running-transactions record past it), writes the outcome into the
+ *	  batch's header (ring or spill file) and wakes its listeners.
  *	  Replay never waits: a full standby queue always skips its laggards.
  *	  A batch it cannot queue even so is dropped there; if its transaction
  *	  commits, the listeners it would have reached get a gap (reason "not
@@ -383,6 +384,7 @@ extern void ne_queue_set_state(uint64 batchPos, uint32 state);
 extern double ne_queue_usage(void);
 extern void ne_queue_advance_tail_locked(void);
 extern int	ne_queue_oldest_listener(uint64 *pos, bool *sending);
+extern void ne_queue_settle_replayed(uint64 pos, uint32 state);
 
 /* registry.c */
 typedef struct NeLocalChannel

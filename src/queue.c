@@ -131,6 +131,30 @@ ne_queue_batch_state(uint64 pos, NotifyExtBatchHeader *hdr)
 }
 
 /*
+ * The startup process settles a replayed batch (replay.c) when it replays
+ * its transaction's end: the final state goes into the batch's header, in
+ * the ring or in its spill file, so that readers need not ask the clog
+ * again (the clog of a transaction that old may be truncated by then).
+ * Caller holds queueLock exclusively.  ERROR if the spill file cannot be
+ * written; the clog still answers then.
+ */
+void
+ne_queue_settle_replayed(uint64 pos, uint32 state)
+{
+	pg_atomic_uint32 word;
+
+	if (pos < ne_shared->tail || pos >= ne_shared->head)
+		return;					/* read by all, gone */
+	if (pos >= ne_shared->spillPos)
+	{
+		pg_atomic_write_u32(ne_batch_state(pos), state);
+		return;
+	}
+	pg_atomic_init_u32(&word, state);
+	ne_spill_write(pos + offsetof(NotifyExtBatchHeader, state), &word, sizeof(word));
+}
+
+/*
  * Move the tail up to the oldest position anybody still needs: the oldest
  * unconsumed batch of any listener, or the oldest batch still PENDING
  * (its publisher has yet to write its state word).  Reads only the slots,

@@ -17,7 +17,10 @@
  * of them is replayed, or when a running-transactions record shows that it
  * ended without one (the primary crashed).  At the end of recovery
  * (promotion) everyone still waiting is woken: those transactions never
- * committed.
+ * committed.  Before waking them the startup process writes the outcome
+ * into the batches' headers, in the ring or in their spill files, so that
+ * a listener that reads them much later does not need the clog (which by
+ * then may have been truncated).
  *
  * Replay never waits for a listener and never fails because of us: a full
  * standby queue skips its laggards and tells them (the gap signal),
@@ -65,11 +68,17 @@ typedef struct NeLost
 	NeLostSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } NeLost;
 
+/* a transaction's batches whose state we settle when it ends, at most */
+#define NE_SETTLE_MAX		8
+
 /* startup process: XIDs of replayed batches still waiting, and whom to wake */
 typedef struct NeWaitingXid
 {
 	TransactionId xid;
 	NeLost	   *lost;			/* its batches we could not queue */
+	int			npos;			/* its batches in the queue (beyond
+								 * NE_SETTLE_MAX the clog answers) */
+	uint64		pos[NE_SETTLE_MAX];
 	uint64		bits[FLEXIBLE_ARRAY_MEMBER];
 } NeWaitingXid;
 
@@ -125,6 +134,59 @@ ne_wake_bits(const uint64 *bits)
 				ne_signal_listeners(&i, 1);
 		}
 	}
+}
+
+/*
+ * After an error caught in redo: release the locks we held.  errfinish()
+ * zeroed InterruptHoldoffCount and each LWLockRelease() resumes interrupts
+ * once, so put back the count from before the PG_TRY and hold interrupts
+ * once per lock first, as LWLockReleaseAll() does.
+ */
+static void
+ne_replay_release_after_error(int holdoff)
+{
+	InterruptHoldoffCount = holdoff;
+	if (LWLockHeldByMe(ne_shared->queueLock))
+	{
+		HOLD_INTERRUPTS();
+		LWLockRelease(ne_shared->queueLock);
+	}
+	if (LWLockHeldByMe(ne_shared->registryLock))
+	{
+		HOLD_INTERRUPTS();
+		LWLockRelease(ne_shared->registryLock);
+	}
+}
+
+/*
+ * The transaction of w's batches ended: write their final state into
+ * their headers (queue.c), so that readers no longer need the clog.  A
+ * spill file that cannot be written is logged; the clog answers then.
+ */
+static void
+ne_replay_settle(NeWaitingXid *w, uint32 state)
+{
+	int			holdoff = InterruptHoldoffCount;
+	MemoryContext old = CurrentMemoryContext;
+
+	if (w->npos == 0)
+		return;
+	PG_TRY();
+	{
+		LWLockAcquire(ne_shared->queueLock, LW_EXCLUSIVE);
+		for (int i = 0; i < w->npos; i++)
+			ne_queue_settle_replayed(w->pos[i], state);
+		LWLockRelease(ne_shared->queueLock);
+	}
+	PG_CATCH();
+	{
+		ne_replay_release_after_error(holdoff);
+		MemoryContextSwitchTo(old);
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("notify_ext: could not write the outcome of transaction %u into a spilled batch; its readers will look it up", w->xid)));
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -244,6 +306,7 @@ ne_lost_build_safe(Oid dboid, const char *entries, Size len, uint32 n)
 {
 	NeLost	   *volatile lost = NULL;
 	MemoryContext old = CurrentMemoryContext;
+	int			holdoff = InterruptHoldoffCount;
 
 	PG_TRY();
 	{
@@ -251,10 +314,7 @@ ne_lost_build_safe(Oid dboid, const char *entries, Size len, uint32 n)
 	}
 	PG_CATCH();
 	{
-		if (LWLockHeldByMe(ne_shared->queueLock))
-			LWLockRelease(ne_shared->queueLock);
-		if (LWLockHeldByMe(ne_shared->registryLock))
-			LWLockRelease(ne_shared->registryLock);
+		ne_replay_release_after_error(holdoff);
 		MemoryContextSwitchTo(old);
 		FlushErrorState();
 		ereport(LOG,
@@ -321,6 +381,7 @@ ne_replay_ended(TransactionId xid, bool committed)
 	w = hash_search(waitingXids, &xid, HASH_FIND, NULL);
 	if (w == NULL)
 		return;
+	ne_replay_settle(w, committed ? NE_BATCH_COMMITTED : NE_BATCH_ABORTED);
 	if (w->lost != NULL && committed)
 		ne_lost_report(w->lost);
 	ne_lost_free(w->lost);
@@ -364,6 +425,7 @@ ne_standby_redo(XLogReaderState *record)
 			if (TransactionIdPrecedes(w->xid, xlrec->oldestRunningXid))
 			{
 				/* (no commit record: it did not commit; the clog agrees) */
+				ne_replay_settle(w, NE_BATCH_ABORTED);
 				ne_lost_free(w->lost);
 				ne_wake_bits(w->bits);
 				(void) hash_search(waitingXids, &w->xid, HASH_REMOVE, NULL);
@@ -380,7 +442,7 @@ ne_standby_redo(XLogReaderState *record)
  */
 static bool
 ne_replay_enqueue(Oid dboid, int32 srcPid, TransactionId xid, uint32 n,
-			   const char *entries, Size len, uint64 *bitmap)
+				  const char *entries, Size len, uint64 *bitmap, uint64 *posOut)
 {
 	Size		hdrSize = ne_batch_header_size();
 	uint64		total = MAXALIGN(hdrSize + len);
@@ -453,6 +515,7 @@ ne_replay_enqueue(Oid dboid, int32 srcPid, TransactionId xid, uint32 n,
 		ne_queue_spill(plan.spillTo);
 
 	pos = ne_shared->head;
+	*posOut = pos;
 	memset(&hdr, 0, sizeof(hdr));
 	pg_atomic_init_u32(&hdr.state, NE_BATCH_PENDING);
 	hdr.dboid = dboid;
@@ -524,6 +587,8 @@ ne_replay_redo(XLogReaderState *record)
 	bool		found;
 	MemoryContext oldcxt;
 	volatile bool queued = false;
+	volatile uint64 pos = NE_INVALID_POS;
+	int			holdoff = InterruptHoldoffCount;
 	NeLost	   *volatile lost = NULL;
 	const char *entries;
 	Size		len;
@@ -548,17 +613,17 @@ ne_replay_redo(XLogReaderState *record)
 	 */
 	PG_TRY();
 	{
+		uint64		p = NE_INVALID_POS;
+
 		queued = ne_replay_enqueue(xl->dboid, xl->srcPid, xid, xl->nentries,
-								entries, len, bitmap);
+								   entries, len, bitmap, &p);
+		pos = p;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
-		if (LWLockHeldByMe(ne_shared->queueLock))
-			LWLockRelease(ne_shared->queueLock);
-		if (LWLockHeldByMe(ne_shared->registryLock))
-			LWLockRelease(ne_shared->registryLock);
+		ne_replay_release_after_error(holdoff);
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -568,6 +633,7 @@ ne_replay_redo(XLogReaderState *record)
 		FreeErrorData(edata);
 		memset(bitmap, 0, sizeof(uint64) * ne_shared->bitmapWords);
 		queued = false;
+		pos = NE_INVALID_POS;
 	}
 	PG_END_TRY();
 	if (!queued)
@@ -594,8 +660,11 @@ ne_replay_redo(XLogReaderState *record)
 		if (!found)
 		{
 			w->lost = NULL;
+			w->npos = 0;
 			memset(w->bits, 0, sizeof(uint64) * ne_shared->bitmapWords);
 		}
+		if (pos != NE_INVALID_POS && w->npos < NE_SETTLE_MAX)
+			w->pos[w->npos++] = pos;
 		for (int i = 0; i < ne_shared->bitmapWords; i++)
 			w->bits[i] |= bitmap[i];
 		if (lost != NULL)
@@ -625,6 +694,7 @@ ne_replay_cleanup(void)
 	hash_seq_init(&seq, waitingXids);
 	while ((w = hash_seq_search(&seq)) != NULL)
 	{
+		ne_replay_settle(w, NE_BATCH_ABORTED);
 		ne_lost_free(w->lost);
 		ne_wake_bits(w->bits);
 	}

@@ -15,6 +15,8 @@
 #     many each lost); a listener of other channels is told nothing.
 #   - Once the disk works again, the same large transactions reach the
 #     standby listeners whole and in order.
+#   - The outcome of a replayed transaction is written into the header of
+#     its batch in the spill file when its commit record is replayed.
 #
 # Run with "make installcheck" (PGXS prove_installcheck) or scripts/test.sh tap.
 
@@ -124,6 +126,30 @@ is_deeply(payloads($out, 'd'), [ map { 'kept' . sprintf('%03d', $_) . $pad } 1 .
 	'once the disk works, a large transaction reaches the standby listener whole and in order');
 is_deeply(payloads($out, 'e'), ['kept'], '... with its last notification on the other channel');
 is($listener->{stderr}, '', '... and no gap');
+
+# ------------------- the outcome is written into the spilled batch
+# A transaction larger than the standby's ring is written straight to its
+# disk tier, PENDING; when its commit record is replayed, the startup
+# process writes COMMITTED into the batch's header in the spill file, so
+# that readers do not depend on the clog (which may be truncated by the
+# time a lagging listener gets there).  A listener parked in a transaction
+# keeps the batch on disk meanwhile.
+$listener->query_safe('BEGIN');
+$listener->query_safe('SELECT 1');
+my $pos = $standby->safe_psql('postgres', 'SELECT head_position FROM notify_ext_queue');
+big_transaction('settled');
+$primary->wait_for_catchup($standby);
+my $seg = sprintf('%s/pg_notify_ext/%016X', $standby->data_dir, int($pos / 1048576));
+open(my $sf, '<:raw', $seg) or die "cannot open $seg: $!";
+seek($sf, $pos % 1048576, 0);
+read($sf, my $word, 4) == 4 or die "cannot read the batch header in $seg";
+close($sf);
+is(unpack('L', $word), 2,
+	'the startup process wrote COMMITTED into the header of a spilled replayed batch at its commit');
+$out = $listener->query('COMMIT');
+$out .= $listener->query('SELECT 1');
+is_deeply(payloads($out, 'd'), [ map { 'settled' . sprintf('%03d', $_) . $pad } 1 .. 100 ],
+	'... and the listener, once out of its transaction, receives it whole');
 
 $listener->quit;
 $other->quit;
