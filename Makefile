@@ -15,7 +15,8 @@ OBJS = \
 	src/stats.o \
 	src/pattern.o \
 	src/walrec.o \
-	src/replay.o
+	src/replay.o \
+	src/replay_gap.o
 
 EXTENSION = notify_ext
 # notify_ext--1.1.sql installs 1.1 directly; 1.0 stays installable and

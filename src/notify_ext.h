@@ -70,12 +70,13 @@
  *	  after it: a WARNING notice (01N01) and, if it listens on
  *	  "notify_ext.gap", a notification there with a JSON payload.
  *
- * 9. STANDBYS (walrec.c, replay.c).  With notify_ext.wal_log on, a notifying
- *	  transaction takes an XID and also writes its notifications as WAL
- *	  records of our resource manager (under queueLock where the primary
- *	  has listeners, so WAL order is ring order).  A hot standby's startup
+ * 9. STANDBYS (walrec.c, replay.c, replay_gap.c).  With
+ *	  notify_ext.wal_log on, a notifying transaction takes an XID and
+ *	  also writes its notifications as WAL records of our resource
+ *	  manager (under queueLock where the primary has listeners, so WAL
+ *	  order is ring order).  A hot standby's startup
  *	  process replays each into the standby's own queue as a PENDING batch
- *	  carrying the XID (srcSlot NE_NO_SLOT): nobody writes its state word;
+ *	  carrying the XID (srcSlot NE_NO_SLOT): no publisher settles it;
  *	  readers ask the clog (PENDING while the XID is in progress) until
  *	  the startup process, replaying the commit or abort record (or a
  *	  running-transactions record past it), writes the outcome into the
@@ -224,7 +225,7 @@ typedef struct NeGap
 								 * which never waits for a listener */
 	bool		notQueued;		/* a replayed batch of a transaction that
 								 * committed could not be queued on this
-								 * standby (counted; replay.c) */
+								 * standby (counted; replay_gap.c) */
 	char		readErrorMsg[128];
 } NeGap;
 
@@ -498,6 +499,13 @@ extern uint32 ne_wal_resolve_state(TransactionId xid);
 extern void ne_replay_redo(struct XLogReaderState *record);
 extern void ne_replay_cleanup(void);
 extern void ne_replay_init(void);
+
+/* replay_gap.c: a replayed batch a standby could not queue */
+typedef struct NeLost NeLost;
+extern NeLost *ne_lost_build(Oid dboid, const char *entries, Size len, uint32 n);
+extern void ne_lost_report(NeLost *lost);
+extern void ne_lost_free(NeLost *lost);
+extern NeLost *ne_lost_chain(NeLost *list, NeLost *item);
 
 /* overflow.c */
 extern int	ne_queue_full_action;
