@@ -48,23 +48,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 
-QUICK=0
-MD=""
-PORT=${NE_CHANNELS_PORT:-5620}
-BUILD=1
-KEEP=0
-while [ $# -gt 0 ]; do
-	case $1 in
-		--quick) QUICK=1 ;;
-		--md) MD=$2; shift ;;
-		--port) PORT=$2; shift ;;
-		--no-build) BUILD=0 ;;
-		--keep) KEEP=1 ;;
-		-h|--help) sed -n '2,45p' "$0"; exit 0 ;;
-		*) echo "channels.sh: unknown argument $1" >&2; exit 2 ;;
-	esac
-	shift
-done
+. "$HERE/lib.sh"
+ne_bench_options "${NE_CHANNELS_PORT:-5620}" "$@"
 
 if [ $QUICK = 1 ]; then
 	REPS=1 T=1
@@ -153,12 +138,6 @@ for sys in core ext; do
 	printf '%s\n' "\\set ch random(0, $((NCH - 1)))" "SELECT $fn('ch_' || :ch, 'x');" >"$RUN/notify_$sys.sql"
 done
 
-kv() { awk -F= -v k="$2" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$1"; }
-alive() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ]
-}
 settle() {	# no client backend left but ours, both queues empty
 	for _ in $(seq 1 600); do
 		[ "$(PSQL -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && break
@@ -181,14 +160,6 @@ backends_snapshot() {	# PIDS (comma-separated)
 
 # How busy the machine was with other work (as in bench/run.sh)
 POSTMASTER_PID=$(head -1 "$DATA_DIR/data/postmaster.pid")
-proc_jiffies() {
-	local p t=0 j
-	for p in "$@" $(ps -o pid= --ppid "$(echo "$@" | tr ' ' ',')" 2>/dev/null); do
-		j=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }')
-		t=$(( t + ${j:-0} ))
-	done
-	echo "$t"
-}
 cpu_snapshot() {
 	echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat) $(proc_jiffies "$POSTMASTER_PID" $$) $(awk '{ printf "%d", $1 * 100 }' /proc/uptime)"
 }

@@ -46,23 +46,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 
-QUICK=0
-MD=""
-PORT=${NE_FANOUT_PORT:-5610}
-BUILD=1
-KEEP=0
-while [ $# -gt 0 ]; do
-	case $1 in
-		--quick) QUICK=1 ;;
-		--md) MD=$2; shift ;;
-		--port) PORT=$2; shift ;;
-		--no-build) BUILD=0 ;;
-		--keep) KEEP=1 ;;
-		-h|--help) sed -n '2,42p' "$0"; exit 0 ;;
-		*) echo "fanout_scale.sh: unknown argument $1" >&2; exit 2 ;;
-	esac
-	shift
-done
+. "$HERE/lib.sh"
+ne_bench_options "${NE_FANOUT_PORT:-5610}" "$@"
 
 if [ $QUICK = 1 ]; then
 	REPS=1 LISTENERS="10 100" T_SAT=1 T_PACED=1
@@ -149,13 +134,7 @@ if [ -f "$ROOT/notify_ext.so" ]; then
 	fi
 fi
 
-kv() { awk -F= -v k="$2" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$1"; }
 num() { local v; v=$(kv "$1" "$2"); echo "${v:-0}"; }
-alive() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ]
-}
 jiffies() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
 uptime_cs() { awk '{ printf "%d", $1 * 100 }' /proc/uptime; }
 settle() {	# no client backend left but ours, both queues empty
@@ -181,14 +160,6 @@ wait_key() {
 
 # How busy the machine was with other work (as in bench/run.sh)
 POSTMASTER_PID=$(head -1 "$DATA_DIR/data/postmaster.pid")
-proc_jiffies() {
-	local p t=0 j
-	for p in "$@" $(ps -o pid= --ppid "$(echo "$@" | tr ' ' ',')" 2>/dev/null); do
-		j=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }')
-		t=$(( t + ${j:-0} ))
-	done
-	echo "$t"
-}
 cpu_snapshot() {
 	echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat) $(proc_jiffies "$POSTMASTER_PID" $$) $(uptime_cs)"
 }

@@ -43,6 +43,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
+# bench/lib.sh: kv, alive, proc_jiffies
+. "$HERE/lib.sh"
 
 QUICK=0
 MD=""
@@ -180,12 +182,6 @@ SELECT 1;
 COMMIT;
 EOF
 
-kv() { awk -F= -v k="$2" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$1"; }
-alive() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ]
-}
 # start_listener MODE CHANNEL -> LPID, once it listens
 start_listener() {
 	local i
@@ -222,14 +218,6 @@ wait_backends() {	# until at most MAX client backends are left (this query's inc
 # of the whole machine minus that of this cluster's processes and of this
 # script and its children.  The postmaster changes with each restart, so
 # the sum is taken per delay.
-proc_jiffies() {
-	local p t=0 j
-	for p in "$@" $(ps -o pid= --ppid "$(echo "$@" | tr ' ' ',')" 2>/dev/null); do
-		j=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }')
-		t=$(( t + ${j:-0} ))
-	done
-	echo "$t"
-}
 cpu_snapshot() {
 	echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat) $(proc_jiffies "$POSTMASTER_PID" $$) $(awk '{ printf "%d", $1 * 100 }' /proc/uptime)"
 }

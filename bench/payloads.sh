@@ -47,23 +47,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 
-QUICK=0
-MD=""
-PORT=${NE_PAYLOADS_PORT:-5490}
-BUILD=1
-KEEP=0
-while [ $# -gt 0 ]; do
-	case $1 in
-		--quick) QUICK=1 ;;
-		--md) MD=$2; shift ;;
-		--port) PORT=$2; shift ;;
-		--no-build) BUILD=0 ;;
-		--keep) KEEP=1 ;;
-		-h|--help) sed -n '2,45p' "$0"; exit 0 ;;
-		*) echo "payloads.sh: unknown argument $1" >&2; exit 2 ;;
-	esac
-	shift
-done
+. "$HERE/lib.sh"
+ne_bench_options "${NE_PAYLOADS_PORT:-5490}" "$@"
 
 if [ $QUICK = 1 ]; then
 	REPS=1 WARM=0.3 T=1 LAT_T=1
@@ -153,7 +138,6 @@ CORE_SAYS=$(PSQL -d bench -c "SELECT pg_notify('pl', repeat('x', 65536))" 2>&1 |
 CORE_SAYS=$(echo "$CORE_SAYS" | sed -n 's/^.*ERROR: *//p' | head -n 1)
 log "core's pg_notify() with a 64kB payload: ${CORE_SAYS:-accepted?!}"
 
-kv() { awk -F= -v k="$2" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$1"; }
 
 # between cases: no client backend left, both queues empty (core's tail
 # moves on only when somebody notifies, hence the burst on a channel nobody
@@ -201,14 +185,6 @@ run_case() {	# REP SIZE MODE
 # of the whole machine minus that of this cluster's processes and of this
 # script and its children
 POSTMASTER_PID=$(head -1 "$DATA_DIR/data/postmaster.pid")
-proc_jiffies() {
-	local p t=0 j
-	for p in "$@" $(ps -o pid= --ppid "$(echo "$@" | tr ' ' ',')" 2>/dev/null); do
-		j=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }')
-		t=$(( t + ${j:-0} ))
-	done
-	echo "$t"
-}
 cpu_snapshot() {
 	echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat) $(proc_jiffies "$POSTMASTER_PID" $$) $(awk '{ printf "%d", $1 * 100 }' /proc/uptime)"
 }

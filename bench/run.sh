@@ -35,6 +35,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
+# bench/lib.sh: kv, alive, proc_jiffies
+. "$HERE/lib.sh"
 
 QUICK=0
 OUT=""
@@ -146,19 +148,11 @@ PSQL -d bench -c "CREATE EXTENSION notify_ext" \
 	-c "CREATE TABLE bench_t (client int, payload text)"
 
 # ------------------------------------------------------------------ helpers
-kv() { awk -F= -v k="$2" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$1"; }
 
 median() {	# numbers on stdin -> median
 	sort -g | awk '{ a[NR] = $1 } END {
 		if (NR == 0) { print "nan"; exit }
 		if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-# alive PID: running (a zombie left for `wait` counts as gone)
-alive() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ]
 }
 
 # start_listener NAME ARGS...: background listener, waits until it listens
@@ -223,14 +217,6 @@ wait_backends() {
 # each table, because other load on 2 cores moves the numbers far more than
 # most differences measured here.
 POSTMASTER_PID=$(head -1 "$PGDATA_DIR/postmaster.pid")
-proc_jiffies() {	# utime + stime + cutime + cstime of processes and their live children
-	local p t=0 j
-	for p in "$@" $(ps -o pid= --ppid "$(echo "$@" | tr ' ' ',')" 2>/dev/null); do
-		j=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }')
-		t=$(( t + ${j:-0} ))
-	done
-	echo "$t"
-}
 cpu_snapshot() {	# -> "machine-busy ours uptime" in clock ticks
 	local busy ours
 	busy=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat)

@@ -49,23 +49,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 
-QUICK=0
-MD=""
-PORT=${NE_SPILL_PORT:-57480}
-BUILD=1
-KEEP=0
-while [ $# -gt 0 ]; do
-	case $1 in
-		--quick) QUICK=1 ;;
-		--md) MD=$2; shift ;;
-		--port) PORT=$2; shift ;;
-		--no-build) BUILD=0 ;;
-		--keep) KEEP=1 ;;
-		-h|--help) sed -n '2,45p' "$0"; exit 0 ;;
-		*) echo "spill.sh: unknown argument $1" >&2; exit 2 ;;
-	esac
-	shift
-done
+. "$HERE/lib.sh"
+ne_bench_options "${NE_SPILL_PORT:-57480}" "$@"
 
 if [ $QUICK = 1 ]; then
 	REPS=1 T=1 BIG_N=50000 PAYLOAD=7000
@@ -155,15 +140,7 @@ PSQL -d bench -c "CREATE EXTENSION notify_ext" -c "CREATE TABLE spill_t (client 
 RING=$(PSQL -d bench -c "SHOW notify_ext.queue_size")
 DISKLIM=$(PSQL -d bench -c "SHOW notify_ext.queue_disk_limit")
 
-kv() { awk -F= -v k="$2" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$1"; }
 spilled() { PSQL -d bench -c "SELECT spilled_bytes FROM notify_ext_queue"; }
-
-# alive PID: running (a zombie left for `wait` counts as gone)
-alive() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ]
-}
 
 # start_listener NAME ARGS...: a background listener, once it listens (LPID)
 start_listener() {

@@ -65,23 +65,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 
-QUICK=0
-MD=""
-PORT=${NE_STANDBY_PORT:-57540}
-BUILD=1
-KEEP=0
-while [ $# -gt 0 ]; do
-	case $1 in
-		--quick) QUICK=1 ;;
-		--md) MD=$2; shift ;;
-		--port) PORT=$2; shift ;;
-		--no-build) BUILD=0 ;;
-		--keep) KEEP=1 ;;
-		-h|--help) sed -n '2,61p' "$0"; exit 0 ;;
-		*) echo "standby.sh: unknown argument $1" >&2; exit 2 ;;
-	esac
-	shift
-done
+. "$HERE/lib.sh"
+ne_bench_options "${NE_STANDBY_PORT:-57540}" "$@"
 SPORT=$((PORT + 1))
 
 if [ $QUICK = 1 ]; then
@@ -215,14 +200,6 @@ done
 RING=$(PSQL -d bench -c "SHOW notify_ext.queue_size")
 
 # ------------------------------------------------------------------ helpers
-kv() { awk -F= -v k="$2" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$1"; }
-
-# alive PID: running (a zombie left for `wait` counts as gone)
-alive() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ]
-}
 
 # start_listener NAME CONNINFO ARGS...: a background listener, once it
 # listens (LPID)
@@ -300,16 +277,6 @@ wait_delivered() {
 		END LOOP; END \$\$" >/dev/null
 }
 
-# CPU time of a postmaster's processes (clock ticks): utime + stime + cutime
-# + cstime of it and of its children (exited children are in its cutime)
-proc_jiffies() {	# PIDS...
-	local p t=0 j
-	for p in "$@" $(ps -o pid= --ppid "$(echo "$@" | tr ' ' ',')" 2>/dev/null); do
-		j=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }')
-		t=$(( t + ${j:-0} ))
-	done
-	echo "$t"
-}
 HZ=$(getconf CLK_TCK)
 
 # How busy the machine was with other work (as in bench/run.sh): CPU time of

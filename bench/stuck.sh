@@ -50,23 +50,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 
-QUICK=0
-MD=""
-PORT=${NE_STUCK_PORT:-5470}
-BUILD=1
-KEEP=0
-while [ $# -gt 0 ]; do
-	case $1 in
-		--quick) QUICK=1 ;;
-		--md) MD=$2; shift ;;
-		--port) PORT=$2; shift ;;
-		--no-build) BUILD=0 ;;
-		--keep) KEEP=1 ;;
-		-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
-		*) echo "stuck.sh: unknown argument $1" >&2; exit 2 ;;
-	esac
-	shift
-done
+. "$HERE/lib.sh"
+ne_bench_options "${NE_STUCK_PORT:-5470}" "$@"
 
 if [ $QUICK = 1 ]; then
 	REPS=1 WARM=0.5 MAXWAIT=1.5 T=0.8 KINDS="xact" PAYLOAD=4000
@@ -155,7 +140,6 @@ fi
 PSQL -d postgres -c "CREATE DATABASE bench"
 PSQL -d bench -c "CREATE EXTENSION notify_ext" -c "CREATE TABLE stuck_t (client int)"
 
-kv() { awk -F= -v k="$2" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$1"; }
 
 set_action() {	# ACTION: reload, and wait until a new backend sees it
 	PSQL -d bench -c "ALTER SYSTEM SET notify_ext.queue_full_action = '$1'" -c "SELECT pg_reload_conf()" >/dev/null
@@ -221,14 +205,6 @@ run_case() {	# REP KIND SYSTEM ACTION
 # of the whole machine minus that of this cluster's processes and of this
 # script and its children
 POSTMASTER_PID=$(head -1 "$DATA_DIR/data/postmaster.pid")
-proc_jiffies() {
-	local p t=0 j
-	for p in "$@" $(ps -o pid= --ppid "$(echo "$@" | tr ' ' ',')" 2>/dev/null); do
-		j=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }')
-		t=$(( t + ${j:-0} ))
-	done
-	echo "$t"
-}
 cpu_snapshot() {
 	echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat) $(proc_jiffies "$POSTMASTER_PID" $$) $(awk '{ printf "%d", $1 * 100 }' /proc/uptime)"
 }
